@@ -1,0 +1,5 @@
+"""Placeholder: DocumentInspector arrives with the DocumentInspector issue."""
+
+
+class DocumentInspector:  # replaced shortly
+    pass

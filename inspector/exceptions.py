@@ -1,0 +1,97 @@
+"""The errors that ``inspector`` raises.
+
+Every error that leaves the package is an :class:`InspectorError`; errors of the libraries
+underneath (websocket-client, socket, ssl, json, cattrs) are translated at the edge of the layer
+that meets them and chained as ``__cause__``::
+
+    InspectorError
+     +-- ConnectionFailed      the connection could not be opened (.status: HTTP status or None)
+     +-- ConnectionLost        an open connection ended; pending requests fail with it at once
+     +-- RequestTimeout        no reply in time (also a builtin TimeoutError)
+     +-- ServerError           an error reply (.code, .message, .data, .method, .params)
+     +-- ProtocolError         the server broke the protocol (bad JSON, bad shape, too large)
+     +-- ClientClosed          the connection or inspector was used after close()
+
+No message built here ever includes a token: handshake headers are never formatted into one.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Mapping, Optional
+
+__all__ = [
+    "ClientClosed",
+    "ConnectionFailed",
+    "ConnectionLost",
+    "InspectorError",
+    "ProtocolError",
+    "RequestTimeout",
+    "ServerError",
+]
+
+
+class InspectorError(Exception):
+    """Base class of every error the package raises."""
+
+
+class ConnectionFailed(InspectorError):
+    """The connection could not be opened: refused, DNS, TLS or a refused handshake.
+
+    Attributes:
+        status: The HTTP status of a refused handshake (401, 403, 429, 503, ...), else None.
+    """
+
+    def __init__(self, message: str, status: Optional[int] = None) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+class ConnectionLost(InspectorError):
+    """The open connection ended; every request waiting on it fails with this at once."""
+
+
+class RequestTimeout(InspectorError, TimeoutError):
+    """No reply came in time. Also a builtin :class:`TimeoutError`."""
+
+
+class ServerError(InspectorError):
+    """The server answered a request with an error reply.
+
+    Attributes:
+        code: The error code (HTTP-like: 400, 404, 429, 500, 503).
+        message: The server's message.
+        data: The optional ``error.data`` the server sent, else None.
+        method: The method of the request that failed.
+        params: The params of the request that failed.
+    """
+
+    def __init__(
+        self,
+        code: int,
+        message: str,
+        data: Any = None,
+        method: Optional[str] = None,
+        params: Optional[Mapping[str, Any]] = None,
+    ) -> None:
+        target = ""
+        if params and isinstance(params.get("id"), str):
+            target = f" {params['id']!r}"
+        super().__init__(f"{method or 'request'}{target}: error {code}: {message}")
+        self.code = code
+        self.message = message
+        self.data = data
+        self.method = method
+        self.params = params
+
+    @property
+    def retryable(self) -> bool:
+        """Whether the server asked to try again later (429 or 503)."""
+        return self.code in (429, 503)
+
+
+class ProtocolError(InspectorError):
+    """The server broke the protocol: a message that is not a JSON object, too large, ..."""
+
+
+class ClientClosed(InspectorError):
+    """The connection or inspector was used after ``close()``."""

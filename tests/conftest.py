@@ -1,0 +1,25 @@
+"""Fixtures shared by every test module."""
+
+from __future__ import annotations
+
+import threading
+import time
+from typing import Iterator
+
+import pytest
+
+
+@pytest.fixture(autouse=True)
+def no_thread_left_behind() -> Iterator[None]:
+    """Fail any test that leaves a thread running after it returns."""
+    before = set(threading.enumerate())
+    yield
+    # Threads that were told to stop may need a moment to exit; poll with a deadline.
+    deadline = time.monotonic() + 5.0
+    while True:
+        leftover = [t for t in threading.enumerate() if t not in before and t.is_alive()]
+        if not leftover:
+            return
+        if time.monotonic() > deadline:
+            pytest.fail(f"test left threads running: {[t.name for t in leftover]}")
+        time.sleep(0.01)

@@ -103,7 +103,10 @@ class WidgetContainer:
     extra: Dict[str, Any] = _extra_field()
 
     def __repr__(self) -> str:
-        return f"WidgetContainer(id={self.id!r}, layout={self.layout!r}, widgets={len(self.widget_ids)})"
+        return (
+            f"WidgetContainer(id={self.id!r}, layout={self.layout!r}, "
+            f"widgets={len(self.widget_ids)})"
+        )
 
 
 @attrs.frozen

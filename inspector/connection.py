@@ -1,5 +1,992 @@
-"""Placeholder: Connection arrives with the Connection issue."""
+"""One WebSocket connection, one I/O thread, replies routed by id into Futures.
+
+:class:`Connection` speaks the envelope of the documents API (see :mod:`inspector.protocol`) to
+any server that uses it, and knows nothing of documents.
+
+Design, and why:
+
+* websocket-client opens the connection (TCP, TLS and the HTTP upgrade, on a socket this module
+  connects so that one deadline covers all three). After the handshake a single daemon thread,
+  the *I/O thread*, owns the socket: it alone reads and writes it. With ``wss://``,
+  websocket-client would let a caller thread write while the reader reads the same SSL object,
+  which OpenSSL does not support; one owner makes that impossible rather than unlikely.
+* Callers never touch the socket. ``request()`` encodes the frame in the caller's thread,
+  registers a Future under the request id, appends the frame to a queue and wakes the I/O thread
+  through a socketpair. The I/O thread writes whatever is queued in one ``send``, so requests
+  that go out together share a write.
+* The I/O thread waits in ``select`` on the socket and the wake-up pair, so nothing ever blocks
+  in ``recv()``: ``close()`` needs no ``shutdown()`` to wake it (websocket-client's own close
+  from another thread hangs while its reader sits in ``recv()``; shutting the socket down is
+  what wakes that on Linux, and is what ``close()`` still does if the thread does not finish in
+  time).
+* The I/O thread routes and does nothing else: parse, look the id up, resolve the Future. Work
+  that follows a reply belongs to whoever waits on the Future.
+* Each request carries a deadline, kept by the I/O thread in a heap, so a request nobody waits
+  on still fails on time and its entry is removed.
+* When the connection ends for any reason, every waiting request fails at once with the same
+  kind of error, chained from the cause, and every later request fails at once.
+
+The public :class:`Connection` is a thin handle over ``_Session``; the I/O thread refers only to
+the session, so a Connection that is dropped without ``close()`` is garbage collected and its
+finalizer closes the session (and ``atexit`` does the same for one still alive at exit).
+"""
+
+from __future__ import annotations
+
+import enum
+import heapq
+import itertools
+import logging
+import os
+import queue
+import selectors
+import socket
+import ssl
+import threading
+import time
+import weakref
+from collections import deque
+from concurrent.futures import Future
+from concurrent.futures import TimeoutError as FutureTimeout
+from typing import (
+    Any,
+    Callable,
+    Deque,
+    Dict,
+    Iterable,
+    List,
+    Mapping,
+    Optional,
+    Sequence,
+    Tuple,
+    Union,
+)
+from urllib.parse import urljoin, urlsplit
+
+import attrs
+import websocket
+
+from inspector import protocol
+from inspector.exceptions import (
+    ClientClosed,
+    ConnectionFailed,
+    ConnectionLost,
+    InspectorError,
+    ProtocolError,
+    RequestTimeout,
+    ServerError,
+)
+
+__all__ = ["Connection", "ConnectionStats"]
+
+logger = logging.getLogger("inspector")
+
+NotificationCallback = Callable[[str, Any], None]
+Params = Optional[Mapping[str, Any]]
+
+_DEFAULT = object()  # "use the connection's request_timeout", as opposed to None (no limit)
+_READ_SIZE = 65536
+_READ_BUDGET = 1 << 20  # bytes read per loop turn before writes and deadlines get a look
+_REDIRECTS = (301, 302, 303, 307, 308)
+_MAX_REDIRECTS = 3
 
 
-class Connection:  # replaced shortly
-    pass
+@attrs.define
+class ConnectionStats:
+    """Counters a Connection keeps, for tests and monitoring (read without locking).
+
+    Attributes:
+        requests: Requests sent.
+        replies: Replies (results and errors) matched to a waiting request.
+        notifications: Notifications received.
+        junk: Messages ignored because they were not valid envelope JSON, or binary.
+        unmatched: Replies to ids nobody waits for: unknown, duplicate, or after a timeout.
+        timeouts: Requests that failed with RequestTimeout.
+    """
+
+    requests: int = 0
+    replies: int = 0
+    notifications: int = 0
+    junk: int = 0
+    unmatched: int = 0
+    timeouts: int = 0
+
+
+class _State(enum.Enum):
+    OPEN = "open"
+    CLOSING = "closing"
+    CLOSED = "closed"
+
+
+@attrs.define(eq=False, slots=True)
+class _Pending:
+    future: Future[Any]
+    method: str
+    params: Params
+    sent_at: float
+    timeout: Optional[float]
+
+
+def _describe_target(method: str, params: Params) -> str:
+    target = params.get("id") if isinstance(params, Mapping) else None
+    return f"{method} {target!r}" if isinstance(target, str) else method
+
+
+def redact_url(url: str) -> str:
+    """Return ``url`` without user info, query or fragment, which may hold secrets."""
+    parts = urlsplit(url)
+    host = parts.hostname or ""
+    if ":" in host:
+        host = f"[{host}]"
+    port = f":{parts.port}" if parts.port else ""
+    return f"{parts.scheme}://{host}{port}{parts.path}"
+
+
+# --- opening ------------------------------------------------------------------------------
+
+
+def _check_header_value(name: str, value: str, *, secret: bool = False) -> None:
+    # A CR or LF would let a value end the header and start another (header injection);
+    # NUL is refused by most servers in a way that hides the cause.
+    if any(c in value for c in "\r\n\0") or any(c in name for c in "\r\n\0:"):
+        what = "the token" if secret else f"header {name!r}"
+        raise ConnectionFailed(f"{what} contains CR, LF or NUL; nothing was sent")
+
+
+def _handshake_headers(token: Optional[str], headers: Optional[Mapping[str, str]]) -> List[str]:
+    lines = []
+    for name, value in (headers or {}).items():
+        _check_header_value(name, str(value))
+        if name.lower() == "authorization" and token is not None:
+            continue  # the token wins; two Authorization headers would be ambiguous
+        lines.append(f"{name}: {value}")
+    if token is not None:
+        _check_header_value("Authorization", token, secret=True)
+        lines.append(f"Authorization: Bearer {token}")
+    return lines
+
+
+def _same_origin(first: str, second: str) -> bool:
+    a, b = urlsplit(first), urlsplit(second)
+    default = {"ws": 80, "wss": 443}
+    return (a.scheme, a.hostname, a.port or default.get(a.scheme)) == (
+        b.scheme,
+        b.hostname,
+        b.port or default.get(b.scheme),
+    )
+
+
+def _shutdown_quietly(sock: socket.socket) -> None:
+    try:
+        sock.shutdown(socket.SHUT_RDWR)
+    except OSError:
+        pass  # already closed or never connected: either way nothing more to wake
+
+
+def _open_socket(
+    url: str,
+    header_lines: List[str],
+    ssl_context: Optional[ssl.SSLContext],
+    deadline: Optional[float],
+) -> Union[socket.socket, ssl.SSLSocket]:
+    """Connect TCP, TLS and the WebSocket handshake within one deadline; return the socket.
+
+    Redirects are followed only within the same origin with the token; to another origin the
+    ``Authorization`` header is left out, so a redirect never carries the token elsewhere.
+    """
+    original_url = url
+    for _ in range(_MAX_REDIRECTS + 1):
+        lines = header_lines
+        if not _same_origin(original_url, url):
+            lines = [h for h in header_lines if not h.lower().startswith("authorization:")]
+        location = _open_once(url, lines, ssl_context, deadline)
+        if isinstance(location, str):
+            url = urljoin(url.replace("ws", "http", 1), location)
+            url = url.replace("http", "ws", 1)
+            logger.info("handshake redirected to %s", redact_url(url))
+            continue
+        return location
+    raise ConnectionFailed(f"more than {_MAX_REDIRECTS} redirects opening the connection")
+
+
+def _open_once(
+    url: str,
+    header_lines: List[str],
+    ssl_context: Optional[ssl.SSLContext],
+    deadline: Optional[float],
+) -> Union[socket.socket, ssl.SSLSocket, str]:
+    """Open one connection; return its socket, or the Location of a redirect."""
+    parts = urlsplit(url)
+    if parts.scheme not in ("ws", "wss") or not parts.hostname:
+        raise ConnectionFailed(f"not a ws:// or wss:// URL: {redact_url(url)!r}")
+    host = parts.hostname
+    try:
+        port = parts.port or (443 if parts.scheme == "wss" else 80)
+    except ValueError as exc:
+        raise ConnectionFailed(f"bad port in URL {redact_url(url)!r}") from exc
+    where = f"{host}:{port}"
+
+    def remaining() -> Optional[float]:
+        if deadline is None:
+            return None
+        left = deadline - time.monotonic()
+        if left <= 0:
+            raise ConnectionFailed(f"could not connect to {where} within connect_timeout")
+        return left
+
+    try:
+        sock: Union[socket.socket, ssl.SSLSocket] = socket.create_connection(
+            (host, port), timeout=remaining()
+        )
+    except socket.gaierror as exc:
+        raise ConnectionFailed(f"cannot resolve host {host!r}: {exc.strerror}") from exc
+    except socket.timeout as exc:
+        raise ConnectionFailed(f"could not connect to {where} within connect_timeout") from exc
+    except OSError as exc:
+        raise ConnectionFailed(f"cannot connect to {where}: {exc.strerror or exc}") from exc
+
+    # websocket-client's timeout applies to each socket operation, so a server that trickles
+    # one byte at a time could hold the handshake open for ever; this watchdog ends it at the
+    # one deadline that covers TLS and the handshake together.
+    expired = threading.Event()
+
+    def expire() -> None:
+        expired.set()
+        _shutdown_quietly(sock)
+
+    left = remaining()
+    watchdog = threading.Timer(left, expire) if left is not None else None
+    if watchdog is not None:
+        watchdog.daemon = True
+        watchdog.name = "inspector-connect-watchdog"
+        watchdog.start()
+    try:
+        sock.settimeout(left)
+        if parts.scheme == "wss":
+            context = ssl_context or ssl.create_default_context()
+            sock = context.wrap_socket(sock, server_hostname=host)
+        ws = websocket.WebSocket(skip_utf8_validation=True)
+        try:
+            ws.connect(  # type: ignore[no-untyped-call]
+                url, socket=sock, header=header_lines, redirect_limit=0, timeout=left
+            )
+        except websocket.WebSocketException:
+            response = ws.handshake_response
+            if response is not None and response.status in _REDIRECTS:
+                location = (response.headers or {}).get("location")
+                if location:
+                    sock.close()
+                    return str(location)
+            raise
+    except BaseException as exc:
+        sock.close()
+        if expired.is_set():
+            raise ConnectionFailed(
+                f"could not connect to {where} within connect_timeout"
+            ) from exc
+        raise _translate_open_error(exc, where) from exc
+    finally:
+        if watchdog is not None:
+            watchdog.cancel()
+            watchdog.join()
+    if expired.is_set():
+        sock.close()
+        raise ConnectionFailed(f"could not connect to {where} within connect_timeout")
+    sock.setblocking(False)
+    return sock
+
+
+def _translate_open_error(exc: BaseException, where: str) -> BaseException:
+    if isinstance(exc, InspectorError) or not isinstance(exc, Exception):
+        return exc  # ours already, or KeyboardInterrupt and friends: let them through
+    if isinstance(exc, websocket.WebSocketBadStatusException):
+        status = exc.status_code
+        reason = {401: "unauthorized: a token is missing or wrong", 403: "forbidden"}.get(
+            status, str(getattr(exc, "status_message", "") or "refused")
+        )
+        return ConnectionFailed(f"{where} refused the handshake: HTTP {status} {reason}", status)
+    if isinstance(exc, ssl.SSLCertVerificationError):
+        return ConnectionFailed(
+            f"TLS certificate verification failed for {where}: {exc.verify_message}"
+        )
+    if isinstance(exc, ssl.SSLError):
+        return ConnectionFailed(f"TLS handshake with {where} failed: {exc.reason}")
+    if isinstance(exc, (socket.timeout, websocket.WebSocketTimeoutException)):
+        return ConnectionFailed(f"could not connect to {where} within connect_timeout")
+    if isinstance(exc, websocket.WebSocketException):
+        return ConnectionFailed(f"WebSocket handshake with {where} failed: {exc}")
+    if isinstance(exc, OSError):
+        return ConnectionFailed(f"connection to {where} failed: {exc.strerror or exc}")
+    return ConnectionFailed(f"connection to {where} failed: {type(exc).__name__}")
+
+
+# --- the session: socket, I/O thread, pending requests -------------------------------------
+
+
+class _Session:
+    """The machinery behind a Connection; the I/O thread holds this, never the Connection."""
+
+    def __init__(
+        self,
+        url: str,
+        sock: Union[socket.socket, ssl.SSLSocket],
+        *,
+        request_timeout: Optional[float],
+        close_timeout: float,
+        max_in_flight: Optional[int],
+        max_message_size: Optional[int],
+        ping_interval: Optional[float],
+        ping_timeout: Optional[float],
+    ) -> None:
+        self.url = url
+        self.request_timeout = request_timeout
+        self.close_timeout = close_timeout
+        self.max_in_flight = max_in_flight
+        self.ping_interval = ping_interval
+        self.ping_timeout = ping_timeout
+        self.stats = ConnectionStats()
+        self.pid = os.getpid()
+
+        self._sock = sock
+        self._reader = protocol.FrameReader(max_message_size)
+        self._ids = itertools.count(1)
+        # The lock guards the pending map's membership against the failure swap, the state,
+        # and the wait for a free slot; replies pop entries without it (dict.pop is atomic).
+        self._lock = threading.Condition(threading.Lock())
+        self._pending: Dict[int, _Pending] = {}
+        self._slot_waiters = 0
+        self._state = _State.OPEN
+        self._failure: Optional[InspectorError] = None
+
+        # Outgoing frames with the id and deadline of the request they carry (None for control).
+        self._outgoing: Deque[Tuple[bytes, Optional[int], Optional[float]]] = deque()
+        self._wake_pending = False
+        self._wake_receive, self._wake_send = socket.socketpair()
+        self._wake_receive.setblocking(False)
+        self._wake_send.setblocking(False)
+
+        self._subscribers: List[NotificationCallback] = []
+        self._notifications: queue.SimpleQueue[Optional[protocol.Notification]] = (
+            queue.SimpleQueue()
+        )
+        self._notifier: Optional[threading.Thread] = None
+
+        self._io_thread = threading.Thread(
+            target=self._run, name=f"inspector-io {redact_url(url)}", daemon=True
+        )
+        self._io_thread.start()  # last: everything it reads is in place
+
+    # -- called from any thread --
+
+    @property
+    def in_io_thread(self) -> bool:
+        return threading.current_thread() is self._io_thread
+
+    def check_usable(self) -> None:
+        if os.getpid() != self.pid:
+            # The I/O thread did not survive the fork; the socket is the parent's to use.
+            raise ConnectionLost("this connection belongs to the parent process (os.fork)")
+        failure = self._failure
+        if failure is not None:
+            raise _copy_error(failure)
+
+    def request_many(
+        self,
+        calls: Iterable[Tuple[str, Params]],
+        timeout: Optional[float],
+    ) -> List[Future[Any]]:
+        now = time.monotonic()
+        deadline = None if timeout is None else now + timeout
+        futures: List[Future[Any]] = []
+        frames: List[Tuple[bytes, Optional[int], Optional[float]]] = []
+
+        def flush() -> None:
+            # Frames already registered must go out before this thread waits for a slot:
+            # their replies are what free one.
+            if frames:
+                self._outgoing.extend(frames)
+                frames.clear()
+                self._wake()
+
+        try:
+            for method, params in calls:
+                request_id = next(self._ids)
+                try:
+                    text = protocol.encode_request(request_id, method, params)
+                except (TypeError, ValueError) as exc:
+                    raise InspectorError(
+                        f"{_describe_target(method, params)}: params are not JSON: {exc}"
+                    ) from exc
+                future: Future[Any] = Future()
+                future.set_running_or_notify_cancel()  # the connection, not the caller, ends it
+                entry = _Pending(future, method, params, now, timeout)
+                self._add_pending(request_id, entry, deadline, flush)
+                futures.append(future)
+                frames.append((protocol.encode_frame(text), request_id, deadline))
+        finally:
+            # Whatever was registered is sent, even if a later call in the batch failed, so
+            # no entry is left to time out for nothing.
+            flush()
+        return futures
+
+    def _add_pending(
+        self,
+        request_id: int,
+        entry: _Pending,
+        deadline: Optional[float],
+        before_waiting: Callable[[], None],
+    ) -> None:
+        with self._lock:
+            limit = self.max_in_flight
+            while limit is not None and len(self._pending) >= limit and self._failure is None:
+                if self.in_io_thread:
+                    # Waiting here would stop the very thread whose replies free a slot.
+                    raise InspectorError(
+                        f"{limit} requests already in flight; a request from the I/O thread "
+                        "(a Future callback) cannot wait for a free slot"
+                    )
+                left = None if deadline is None else deadline - time.monotonic()
+                if left is not None and left <= 0:
+                    self.stats.timeouts += 1
+                    raise RequestTimeout(
+                        f"{_describe_target(entry.method, entry.params)}: no free slot among "
+                        f"max_in_flight={limit} within {entry.timeout}s"
+                    )
+                before_waiting()
+                self._slot_waiters += 1
+                try:
+                    self._lock.wait(left)
+                finally:
+                    self._slot_waiters -= 1
+            if self._failure is not None:
+                raise _copy_error(self._failure)
+            self._pending[request_id] = entry
+
+    def _wake(self) -> None:
+        if not self._wake_pending:
+            self._wake_pending = True
+            try:
+                self._wake_send.send(b"\0")
+            except (BlockingIOError, OSError):
+                pass  # the pair is full (a wake is pending anyway) or closed (we are done)
+
+    def forget(self, future: Future[Any], error: InspectorError) -> None:
+        """Remove the entry of ``future`` (timed out or abandoned) and fail it with ``error``."""
+        for request_id, entry in list(self._pending.items()):
+            if entry.future is future:
+                if self._pending.pop(request_id, None) is not None:
+                    self._free_slot()
+                    _settle(future, error=error)
+                return
+
+    def subscribe(self, callback: NotificationCallback) -> Callable[[], None]:
+        with self._lock:
+            self._subscribers = [*self._subscribers, callback]
+            if self._notifier is None and self._state is _State.OPEN:
+                self._notifier = threading.Thread(
+                    target=self._deliver_notifications,
+                    name=f"inspector-notify {redact_url(self.url)}",
+                    daemon=True,
+                )
+                self._notifier.start()
+
+        def unsubscribe() -> None:
+            with self._lock:
+                self._subscribers = [s for s in self._subscribers if s is not callback]
+
+        return unsubscribe
+
+    def close(self) -> None:
+        if os.getpid() != self.pid:
+            return  # the parent's socket: sending a close frame from here would break it
+        with self._lock:
+            if self._state is not _State.OPEN:
+                closing_thread_running = self._io_thread.is_alive()
+            else:
+                closing_thread_running = True
+                self._state = _State.CLOSING
+                self._set_failure(ClientClosed("the connection was closed by the client"))
+        if closing_thread_running:
+            self._outgoing.append((protocol.encode_close(protocol.CLOSE_NORMAL), None, None))
+            self._wake()
+        if not self.in_io_thread:
+            self._io_thread.join(self.close_timeout + 0.5)
+            if self._io_thread.is_alive():
+                _shutdown_quietly(self._sock)  # last resort: wake any blocked call
+                self._io_thread.join(1.0)
+        self._stop_notifier()
+
+    # -- failure: every waiting request fails at once --
+
+    def _set_failure(self, failure: InspectorError) -> None:
+        """Record why the connection ended and fail everything waiting. Holds the lock."""
+        if self._failure is not None:
+            return
+        self._failure = failure
+        pending, self._pending = self._pending, {}
+        self._lock.notify_all()
+        for entry in pending.values():
+            _settle(entry.future, error=_copy_error(failure))
+
+    def _fail(self, failure: InspectorError) -> None:
+        with self._lock:
+            self._set_failure(failure)
+            self._state = _State.CLOSED
+
+    def _free_slot(self) -> None:
+        # Read the waiter count under the lock: a waiter counts itself and starts waiting
+        # atomically, so a slot freed in between cannot go unnoticed.
+        with self._lock:
+            if self._slot_waiters:
+                self._lock.notify()
+
+    # -- the I/O thread --
+
+    def _run(self) -> None:
+        selector = selectors.DefaultSelector()
+        sock = self._sock
+        selector.register(self._wake_receive, selectors.EVENT_READ)
+        selector.register(sock, selectors.EVENT_READ)
+        out = bytearray()
+        writing = False
+        deadlines: List[Tuple[float, int]] = []
+        close_sent_at: Optional[float] = None
+        ping_due = self._next_ping_time()
+        pong_due: Optional[float] = None
+        try:
+            while True:
+                now = time.monotonic()
+                wait = self._wait_time(now, deadlines, close_sent_at, ping_due, pong_due)
+                if isinstance(sock, ssl.SSLSocket) and sock.pending():
+                    wait = 0.0  # decrypted bytes are waiting that select cannot see
+                readable = False
+                for key, mask in selector.select(wait):
+                    if key.fileobj is sock and mask & selectors.EVENT_READ:
+                        readable = True
+                # Take what callers queued: frames to write, deadlines to watch. The flag is
+                # cleared before the queue is read, so a request queued after this point
+                # wakes the next turn.
+                self._wake_pending = False
+                try:
+                    while self._wake_receive.recv(4096):
+                        pass
+                except OSError:
+                    pass  # drained (BlockingIOError) or closed
+                while self._outgoing:
+                    frame, request_id, deadline = self._outgoing.popleft()
+                    out += frame
+                    if request_id is not None:
+                        self.stats.requests += 1
+                        if deadline is not None:
+                            heapq.heappush(deadlines, (deadline, request_id))
+                    elif close_sent_at is None and frame[0] & 0x0F == protocol.OP_CLOSE:
+                        close_sent_at = time.monotonic()
+                if readable or (isinstance(sock, ssl.SSLSocket) and sock.pending()):
+                    closed_by_server, pong_seen = self._read(sock, out)
+                    if pong_seen:
+                        pong_due = None
+                    if closed_by_server is not None:
+                        if out:
+                            self._write(sock, out)  # the echo of the server's close frame
+                        self._fail(closed_by_server)
+                        return
+                now = time.monotonic()
+                if deadlines and deadlines[0][0] <= now:
+                    self._expire(deadlines, now)
+                if close_sent_at is not None and now - close_sent_at >= self.close_timeout:
+                    return  # the server did not answer our close frame in time
+                if pong_due is not None and now >= pong_due:
+                    raise ConnectionLost(
+                        f"no pong within ping_timeout={self.ping_timeout}s: "
+                        "the connection is half-open or the server is stuck"
+                    )
+                if ping_due is not None and now >= ping_due:
+                    out += protocol.encode_frame(b"inspector", protocol.OP_PING)
+                    if pong_due is None and self.ping_timeout is not None:
+                        pong_due = now + self.ping_timeout
+                    ping_due = self._next_ping_time()
+                # Write everything this turn produced in one send; what the socket cannot
+                # take now waits for it to become writable.
+                if out:
+                    del out[: self._write(sock, out)]
+                if bool(out) != writing:
+                    writing = bool(out)
+                    mask = selectors.EVENT_READ | (selectors.EVENT_WRITE if writing else 0)
+                    selector.modify(sock, mask)
+        except protocol.FrameViolation as exc:
+            logger.warning("closing %s: %s", redact_url(self.url), exc)
+            self._fail(ProtocolError(str(exc)))
+            self._send_quietly(sock, protocol.encode_close(exc.close_code))
+        except BaseException as exc:  # the reader must record why it stopped, whatever it was
+            if isinstance(exc, ConnectionLost):
+                failure: InspectorError = exc
+            else:
+                reason = _describe_loss(exc)
+                failure = ConnectionLost(f"connection to {redact_url(self.url)} lost: {reason}")
+                failure.__cause__ = exc
+            if self._state is _State.OPEN:
+                logger.warning("%s", failure)
+            self._fail(failure)
+        finally:
+            self._fail(ClientClosed("the connection is closed"))
+            selector.close()
+            sock.close()
+            self._wake_receive.close()
+            self._wake_send.close()
+            self._notifications.put(None)
+
+    def _next_ping_time(self) -> Optional[float]:
+        return time.monotonic() + self.ping_interval if self.ping_interval else None
+
+    def _wait_time(
+        self,
+        now: float,
+        deadlines: List[Tuple[float, int]],
+        close_sent_at: Optional[float],
+        ping_due: Optional[float],
+        pong_due: Optional[float],
+    ) -> Optional[float]:
+        moments = [m for m in (ping_due, pong_due) if m is not None]
+        if deadlines:
+            moments.append(deadlines[0][0])
+        if close_sent_at is not None:
+            moments.append(close_sent_at + self.close_timeout)
+        if not moments:
+            return None
+        return max(0.0, min(moments) - now)
+
+    @staticmethod
+    def _write(sock: Union[socket.socket, ssl.SSLSocket], data: bytearray) -> int:
+        try:
+            return sock.send(data)
+        except (BlockingIOError, ssl.SSLWantWriteError, ssl.SSLWantReadError):
+            return 0
+
+    @staticmethod
+    def _send_quietly(sock: Union[socket.socket, ssl.SSLSocket], frame: bytes) -> None:
+        try:
+            sock.send(frame)
+        except OSError:
+            pass  # best effort: the connection is being abandoned anyway
+
+    def _read(
+        self, sock: Union[socket.socket, ssl.SSLSocket], out: bytearray
+    ) -> Tuple[Optional[InspectorError], bool]:
+        """Read what is ready, route it; return (why the server closed, whether a pong came)."""
+        budget = _READ_BUDGET
+        pong_seen = False
+        while budget > 0:
+            try:
+                data = sock.recv(_READ_SIZE)
+            except (BlockingIOError, ssl.SSLWantReadError, ssl.SSLWantWriteError):
+                break
+            if not data:
+                raise ConnectionLost(
+                    f"connection to {redact_url(self.url)} lost: the server closed the TCP "
+                    "connection"
+                )
+            budget -= len(data)
+            for opcode, payload in self._reader.feed(data):
+                if opcode == protocol.OP_TEXT:
+                    self._route(payload)
+                elif opcode == protocol.OP_PING:
+                    out += protocol.encode_frame(payload, protocol.OP_PONG)
+                elif opcode == protocol.OP_PONG:
+                    pong_seen = True
+                elif opcode == protocol.OP_CLOSE:
+                    code, reason = protocol.parse_close(payload)
+                    if self._state is _State.OPEN:
+                        out += protocol.encode_close(code or protocol.CLOSE_NORMAL)
+                        return ConnectionLost(
+                            f"the server closed the connection (code {code}"
+                            + (f": {reason}" if reason else "")
+                            + ")"
+                        ), pong_seen
+                    return ClientClosed("the connection was closed by the client"), pong_seen
+                else:
+                    self.stats.junk += 1
+                    logger.warning("ignored a binary frame of %d bytes", len(payload))
+            if len(data) < _READ_SIZE and not (
+                isinstance(sock, ssl.SSLSocket) and sock.pending()
+            ):
+                break  # the socket is drained; skip the recv that would only say so
+        return None, pong_seen
+
+    def _route(self, payload: bytes) -> None:
+        try:
+            message = protocol.parse_message(payload.decode("utf-8"))
+        except (ProtocolError, UnicodeDecodeError) as exc:
+            self.stats.junk += 1
+            reason = "text frame is not UTF-8" if isinstance(exc, UnicodeDecodeError) else exc
+            logger.warning("ignored a message of %d bytes: %s", len(payload), reason)
+            return
+        if isinstance(message, protocol.Notification):
+            self.stats.notifications += 1
+            if self._subscribers:
+                self._notifications.put(message)
+            return
+        entry = self._pending.pop(message.id, None)
+        if entry is None:
+            self.stats.unmatched += 1
+            logger.info("ignored a reply to id %d: unknown, repeated, or after its timeout",
+                        message.id)
+            return
+        self.stats.replies += 1
+        self._free_slot()
+        if logger.isEnabledFor(logging.DEBUG):
+            logger.debug(
+                "reply %d %s in %.1f ms", message.id, entry.method,
+                (time.monotonic() - entry.sent_at) * 1000,
+            )
+        if isinstance(message, protocol.Reply):
+            _settle(entry.future, result=message.result)
+        else:
+            _settle(entry.future, error=ServerError(
+                message.code, message.message, message.data, entry.method, entry.params
+            ))
+
+    def _expire(self, deadlines: List[Tuple[float, int]], now: float) -> None:
+        while deadlines and deadlines[0][0] <= now:
+            _, request_id = heapq.heappop(deadlines)
+            entry = self._pending.pop(request_id, None)
+            if entry is None:
+                continue  # answered already
+            self.stats.timeouts += 1
+            self._free_slot()
+            _settle(entry.future, error=RequestTimeout(
+                f"{_describe_target(entry.method, entry.params)}: no reply within "
+                f"{entry.timeout}s"
+            ))
+
+    # -- notifications, on their own thread so a callback may block or call back --
+
+    def _deliver_notifications(self) -> None:
+        while True:
+            message = self._notifications.get()
+            if message is None:
+                return
+            for callback in self._subscribers:
+                try:
+                    callback(message.method, message.params)
+                except Exception:
+                    logger.exception("notification callback %r raised; ignored", callback)
+
+    def _stop_notifier(self) -> None:
+        notifier = self._notifier
+        if notifier is not None and threading.current_thread() is not notifier:
+            self._notifications.put(None)
+            notifier.join(self.close_timeout)
+
+
+def _settle(future: Future[Any], result: Any = None, error: Optional[BaseException] = None) -> None:
+    # A future is settled by exactly one of reply, timeout, loss or forget; the pop from the
+    # pending map decides which, so this never sees a settled future in normal operation.
+    try:
+        if error is not None:
+            future.set_exception(error)
+        else:
+            future.set_result(result)
+    except Exception:  # InvalidStateError: settled elsewhere already; nothing to do
+        logger.debug("future already settled", exc_info=True)
+
+
+def _copy_error(error: InspectorError) -> InspectorError:
+    """A fresh instance of ``error`` with the same cause, for one more waiter to raise."""
+    copy = type(error)(str(error))
+    copy.__cause__ = error.__cause__
+    return copy
+
+
+def _describe_loss(exc: BaseException) -> str:
+    if isinstance(exc, ssl.SSLError):
+        return f"TLS error: {exc.reason or exc}"
+    if isinstance(exc, OSError):
+        return exc.strerror or type(exc).__name__
+    return f"{type(exc).__name__}: {exc}"
+
+
+# --- the public handle --------------------------------------------------------------------
+
+
+class Connection:
+    """A connection to a documents server: requests out, replies routed back by id.
+
+    Knows the envelope of the documents API and nothing of documents. Thread-safe: any number
+    of threads may call ``request()`` and ``call()`` at once.
+
+    Args:
+        url: ``ws://`` or ``wss://`` endpoint.
+        token: Sent as ``Authorization: Bearer <token>``; never logged, never in a repr.
+        headers: Extra handshake headers.
+        request_timeout: Default seconds for one request's reply; None: no limit.
+        connect_timeout: Seconds for TCP, TLS and the handshake together; None: no limit.
+        close_timeout: Seconds ``close()`` waits for the server to answer its close frame.
+        max_in_flight: Requests awaiting a reply at once; more wait for a slot. None: no limit.
+        ssl_context: For ``wss://``; the default verifies certificates.
+        max_message_size: A larger incoming message closes the connection (code 1009) and
+            fails waiting requests with ProtocolError. None: no limit.
+        ping_interval: Seconds between keepalive pings; None: no pings.
+        ping_timeout: Seconds to wait for the pong before the connection counts as lost.
+
+    Raises:
+        ConnectionFailed: the connection could not be opened.
+    """
+
+    def __init__(
+        self,
+        url: str,
+        token: Optional[str] = None,
+        headers: Optional[Mapping[str, str]] = None,
+        request_timeout: Optional[float] = 10.0,
+        connect_timeout: Optional[float] = 10.0,
+        *,
+        close_timeout: float = 5.0,
+        max_in_flight: Optional[int] = 256,
+        ssl_context: Optional[ssl.SSLContext] = None,
+        max_message_size: Optional[int] = 16 * 2**20,
+        ping_interval: Optional[float] = 20.0,
+        ping_timeout: Optional[float] = 20.0,
+    ) -> None:
+        header_lines = _handshake_headers(token, headers)
+        deadline = None if connect_timeout is None else time.monotonic() + connect_timeout
+        sock = _open_socket(url, header_lines, ssl_context, deadline)
+        self._session = _Session(
+            url,
+            sock,
+            request_timeout=request_timeout,
+            close_timeout=close_timeout,
+            max_in_flight=max_in_flight,
+            max_message_size=max_message_size,
+            ping_interval=ping_interval,
+            ping_timeout=ping_timeout,
+        )
+        self._finalizer = weakref.finalize(self, self._session.close)
+        logger.debug("connected to %s", redact_url(url))
+
+    def __repr__(self) -> str:
+        session = self._session
+        state = "closed" if session._failure is not None else "open"
+        return f"<Connection {redact_url(session.url)} {state}, {len(session._pending)} pending>"
+
+    def __enter__(self) -> Connection:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    @property
+    def url(self) -> str:
+        """The URL this connection was opened with (it may hold a query: do not log it)."""
+        return self._session.url
+
+    @property
+    def stats(self) -> ConnectionStats:
+        """Counters: requests, replies, notifications, junk, unmatched replies, timeouts."""
+        return self._session.stats
+
+    @property
+    def pending(self) -> int:
+        """The number of requests awaiting a reply."""
+        return len(self._session._pending)
+
+    @property
+    def is_open(self) -> bool:
+        """Whether requests can still be sent (not closed, not lost)."""
+        return self._session._failure is None and os.getpid() == self._session.pid
+
+    def request(
+        self, method: str, params: Params = None, *, timeout: Any = _DEFAULT
+    ) -> Future[Any]:
+        """Send one request; return a Future of its result.
+
+        The Future fails with ServerError (an error reply), RequestTimeout (no reply within
+        ``timeout``), ConnectionLost, ProtocolError or ClientClosed. It cannot be cancelled:
+        the connection settles it.
+
+        Args:
+            method: The method name.
+            params: The params object; omitted params are sent as ``{}``.
+            timeout: Seconds for the reply, counted from now and including any wait for a
+                free slot; default the connection's ``request_timeout``; None: no limit.
+
+        Raises:
+            ConnectionLost, ClientClosed, ProtocolError: the connection is not usable.
+            RequestTimeout: no slot among ``max_in_flight`` came free within ``timeout``.
+        """
+        return self.request_many([(method, params)], timeout=timeout)[0]
+
+    def request_many(
+        self, calls: Sequence[Tuple[str, Params]], *, timeout: Any = _DEFAULT
+    ) -> List[Future[Any]]:
+        """Send several requests in one write; return their Futures in the same order.
+
+        Args:
+            calls: ``(method, params)`` pairs.
+            timeout: As for ``request()``, for each of them.
+
+        Raises:
+            As ``request()``.
+        """
+        session = self._session
+        session.check_usable()
+        if timeout is _DEFAULT:
+            timeout = session.request_timeout
+        return session.request_many(calls, timeout)
+
+    def call(self, method: str, params: Params = None, *, timeout: Any = _DEFAULT) -> Any:
+        """Send one request and wait for its result: ``request()`` plus waiting.
+
+        Args:
+            method: The method name.
+            params: The params object; may be omitted.
+            timeout: Seconds for the reply; default ``request_timeout``; None: no limit.
+
+        Returns:
+            The reply's ``result``.
+
+        Raises:
+            ServerError: the server answered with an error.
+            RequestTimeout: no reply in time (also a builtin TimeoutError).
+            ConnectionLost, ProtocolError, ClientClosed: the connection ended.
+            InspectorError: called from a Future callback on the I/O thread, where waiting
+                would block the thread that delivers the reply.
+        """
+        session = self._session
+        if session.in_io_thread:
+            raise InspectorError(
+                "call() from a Future callback would block the I/O thread that delivers its "
+                "reply; use request() and add a callback instead"
+            )
+        if timeout is _DEFAULT:
+            timeout = session.request_timeout
+        future = self.request(method, params, timeout=timeout)
+        # The I/O thread fails the future at its deadline; the extra margin only guards
+        # against that thread being unable to run at all.
+        guard = None if timeout is None else timeout + session.close_timeout
+        try:
+            return future.result(guard)
+        except FutureTimeout:
+            error = RequestTimeout(f"{_describe_target(method, params)}: no reply within "
+                                   f"{timeout}s")
+            session.forget(future, error)
+            raise error from None
+        except KeyboardInterrupt:
+            # Ctrl-C: the request is abandoned, its slot freed, a late reply ignored.
+            session.forget(future, ClientClosed("the waiting call was interrupted"))
+            raise
+
+    def subscribe(self, callback: NotificationCallback) -> Callable[[], None]:
+        """Call ``callback(method, params)`` for every notification; return an unsubscribe.
+
+        Callbacks run one at a time on a thread of their own, so one may block or make calls
+        on this connection. One that raises is logged and the others still run.
+        """
+        return self._session.subscribe(callback)
+
+    def close(self) -> None:
+        """Close the connection; idempotent. Waiting requests fail with ClientClosed.
+
+        Returns within ``close_timeout`` (plus a moment) even when the server is silent; the
+        I/O thread is joined.
+        """
+        self._finalizer()

@@ -1,0 +1,281 @@
+"""The documents API's envelope and the WebSocket frames that carry it, with no I/O.
+
+Everything here turns bytes into values and values into bytes; the socket, the thread and the
+futures live in :mod:`inspector.connection`. Keeping the wire logic free of I/O is what lets the
+reader thread stay a thin loop, and lets this module be tested with plain byte strings.
+
+Outgoing frames are built by websocket-client (``ABNF``), whose job that is. Incoming frames are
+parsed here because websocket-client's reader cannot do two things this client needs: refuse an
+oversized message from its announced length before the payload is held in memory, and parse
+frames out of a buffer filled by a non-blocking socket that one thread owns (see connection.py
+for why that thread owns the socket).
+"""
+
+from __future__ import annotations
+
+import json
+import struct
+from typing import Any, List, Mapping, NamedTuple, Optional, Tuple, Union
+
+from websocket import ABNF
+
+from inspector.exceptions import ProtocolError
+
+__all__ = [
+    "CLOSE_MESSAGE_TOO_BIG",
+    "CLOSE_NORMAL",
+    "CLOSE_PROTOCOL_ERROR",
+    "ErrorReply",
+    "FrameReader",
+    "FrameViolation",
+    "Incoming",
+    "Notification",
+    "OP_BINARY",
+    "OP_CLOSE",
+    "OP_PING",
+    "OP_PONG",
+    "OP_TEXT",
+    "Reply",
+    "encode_close",
+    "encode_frame",
+    "encode_request",
+    "parse_close",
+    "parse_message",
+]
+
+OP_CONTINUATION = 0x0
+OP_TEXT = 0x1
+OP_BINARY = 0x2
+OP_CLOSE = 0x8
+OP_PING = 0x9
+OP_PONG = 0xA
+_DATA_OPCODES = (OP_CONTINUATION, OP_TEXT, OP_BINARY)
+_CONTROL_OPCODES = (OP_CLOSE, OP_PING, OP_PONG)
+
+CLOSE_NORMAL = 1000
+CLOSE_GOING_AWAY = 1001
+CLOSE_PROTOCOL_ERROR = 1002
+CLOSE_MESSAGE_TOO_BIG = 1009
+
+
+class FrameViolation(ProtocolError):
+    """The server broke the WebSocket framing; the connection must close with ``close_code``."""
+
+    def __init__(self, message: str, close_code: int = CLOSE_PROTOCOL_ERROR) -> None:
+        super().__init__(message)
+        self.close_code = close_code
+
+
+# --- frames -------------------------------------------------------------------------------
+
+Frame = Tuple[int, bytes]
+"""A whole message (opcode TEXT or BINARY, fragments joined) or a control frame."""
+
+
+class FrameReader:
+    """Parse server frames from a byte stream, assembling fragmented messages.
+
+    ``feed()`` takes whatever the socket gave and returns every message and control frame now
+    complete. A data frame whose announced length would take the message past
+    ``max_message_size`` raises :class:`FrameViolation` (close code 1009) from its header alone,
+    before any of its payload is kept.
+    """
+
+    def __init__(self, max_message_size: Optional[int]) -> None:
+        self._max_message_size = max_message_size
+        # Bytes received but not yet parsed, kept as a list of chunks with a byte count so that
+        # a large frame arriving in many pieces is joined once, not once per piece.
+        self._chunks: List[bytes] = []
+        self._buffered = 0
+        self._needed = 2  # bytes the next parse step needs before it is worth trying
+        self._fragments: List[bytes] = []
+        self._fragments_size = 0
+        self._fragment_opcode: Optional[int] = None
+
+    def feed(self, data: bytes) -> List[Frame]:
+        """Take received bytes; return the messages and control frames they complete.
+
+        Raises:
+            FrameViolation: the stream broke RFC 6455 or a message is too large.
+        """
+        self._chunks.append(data)
+        self._buffered += len(data)
+        if self._buffered < self._needed:
+            return []
+        buffer = self._chunks[0] if len(self._chunks) == 1 else b"".join(self._chunks)
+        frames: List[Frame] = []
+        position = self._parse(buffer, frames)
+        rest = buffer[position:] if position else buffer
+        self._chunks = [rest] if rest else []
+        self._buffered = len(rest)
+        return frames
+
+    def _parse(self, buffer: bytes, frames: List[Frame]) -> int:
+        """Parse whole frames from ``buffer`` into ``frames``; return the bytes consumed."""
+        position = 0
+        end = len(buffer)
+        while True:
+            if end - position < 2:
+                self._needed = 2
+                return position
+            first, second = buffer[position], buffer[position + 1]
+            opcode = first & 0x0F
+            length = second & 0x7F
+            header = 2
+            if length == 126:
+                header = 4
+                if end - position < header:
+                    self._needed = header
+                    return position
+                (length,) = struct.unpack_from("!H", buffer, position + 2)
+            elif length == 127:
+                header = 10
+                if end - position < header:
+                    self._needed = header
+                    return position
+                (length,) = struct.unpack_from("!Q", buffer, position + 2)
+            self._check_header(first, second, opcode, length)
+            if end - position < header + length:
+                self._needed = header + length
+                return position
+            start = position + header
+            position = start + length
+            payload = buffer[start:position]
+            if opcode in _CONTROL_OPCODES:
+                frames.append((opcode, payload))
+            elif first & 0x80:  # FIN
+                if self._fragment_opcode is None:
+                    frames.append((opcode, payload))
+                else:
+                    self._fragments.append(payload)
+                    frames.append((self._fragment_opcode, b"".join(self._fragments)))
+                    self._fragments = []
+                    self._fragments_size = 0
+                    self._fragment_opcode = None
+            else:
+                if self._fragment_opcode is None:
+                    self._fragment_opcode = opcode
+                self._fragments.append(payload)
+                self._fragments_size += length
+
+    def _check_header(self, first: int, second: int, opcode: int, length: int) -> None:
+        if first & 0x70:
+            raise FrameViolation("reserved bits set in a frame (no extension was negotiated)")
+        if second & 0x80:
+            raise FrameViolation("the server sent a masked frame")
+        if opcode in _CONTROL_OPCODES:
+            if not first & 0x80 or length > 125:
+                raise FrameViolation("a control frame was fragmented or longer than 125 bytes")
+            return
+        if opcode not in _DATA_OPCODES:
+            raise FrameViolation(f"unknown frame opcode {opcode:#x}")
+        if opcode == OP_CONTINUATION and self._fragment_opcode is None:
+            raise FrameViolation("a continuation frame with no message to continue")
+        if opcode != OP_CONTINUATION and self._fragment_opcode is not None:
+            raise FrameViolation("a new message began before the fragmented one ended")
+        limit = self._max_message_size
+        if limit is not None and self._fragments_size + length > limit:
+            raise FrameViolation(
+                f"incoming message of at least {self._fragments_size + length} bytes exceeds "
+                f"max_message_size={limit}",
+                close_code=CLOSE_MESSAGE_TOO_BIG,
+            )
+
+
+def encode_frame(payload: Union[str, bytes], opcode: int = OP_TEXT) -> bytes:
+    """Return one masked client frame, as websocket-client builds it."""
+    return ABNF.create_frame(payload, opcode).format()
+
+
+def encode_close(code: int = CLOSE_NORMAL, reason: str = "") -> bytes:
+    """Return a masked close frame carrying ``code`` and ``reason``."""
+    return encode_frame(struct.pack("!H", code) + reason.encode("utf-8"), OP_CLOSE)
+
+
+def parse_close(payload: bytes) -> Tuple[Optional[int], str]:
+    """Return the code and reason of a close frame's payload (code None when absent)."""
+    if len(payload) < 2:
+        return None, ""
+    (code,) = struct.unpack_from("!H", payload)
+    return code, payload[2:].decode("utf-8", "replace")
+
+
+# --- the envelope -------------------------------------------------------------------------
+
+
+class Reply(NamedTuple):
+    """A successful reply: ``{"id": ..., "result": ...}``."""
+
+    id: int
+    result: Any
+
+
+class ErrorReply(NamedTuple):
+    """An error reply: ``{"id": ..., "error": {"code", "message", "data"?}}``."""
+
+    id: int
+    code: int
+    message: str
+    data: Any
+
+
+class Notification(NamedTuple):
+    """A message without an id: ``{"method": ..., "params": ...}``."""
+
+    method: str
+    params: Any
+
+
+Incoming = Union[Reply, ErrorReply, Notification]
+
+_encode_json = json.JSONEncoder(separators=(",", ":"), allow_nan=False).encode
+
+
+def encode_request(request_id: int, method: str, params: Optional[Mapping[str, Any]]) -> str:
+    """Return the JSON text of one request; omitted params are sent as ``{}``.
+
+    Raises:
+        ValueError, TypeError: params cannot be JSON (the caller translates these).
+    """
+    return _encode_json({"id": request_id, "method": method, "params": params or {}})
+
+
+def _refuse_constant(name: str) -> Any:
+    # NaN and Infinity are not JSON; Python's parser accepts them unless told otherwise.
+    raise ValueError(f"{name} is not valid JSON")
+
+
+_decode_json = json.JSONDecoder(parse_constant=_refuse_constant).decode
+
+
+def parse_message(text: str) -> Incoming:
+    """Classify one incoming text message.
+
+    Raises:
+        ProtocolError: the text is not a JSON object of one of the three envelope shapes; the
+            message says which way it failed and never quotes the payload.
+    """
+    try:
+        message = _decode_json(text)
+    except (ValueError, RecursionError) as exc:
+        reason = "nesting too deep" if isinstance(exc, RecursionError) else str(exc)
+        raise ProtocolError(f"message is not valid JSON ({reason})") from exc
+    if type(message) is not dict:
+        raise ProtocolError(f"message is JSON {type(message).__name__}, not an object")
+    request_id = message.get("id")
+    if request_id is None:
+        method = message.get("method")
+        if type(method) is not str:
+            raise ProtocolError("message has neither an id nor a method name")
+        return Notification(method, message.get("params"))
+    if type(request_id) is not int:
+        raise ProtocolError(f"message id is {type(request_id).__name__}, not an integer")
+    if "result" in message:
+        return Reply(request_id, message["result"])
+    error = message.get("error")
+    if type(error) is not dict:
+        raise ProtocolError(f"message {request_id} has neither a result nor an error object")
+    code, text_of_error = error.get("code"), error.get("message")
+    if type(code) is not int or not isinstance(text_of_error, str):
+        raise ProtocolError(f"error reply {request_id} lacks an integer code or a message")
+    return ErrorReply(request_id, code, text_of_error, error.get("data"))

@@ -1,5 +1,7 @@
 """Inspect documents (BI dashboards, slide decks) through a JSON-over-WebSocket documents API."""
 
+import logging
+
 from inspector.client import DocumentInspector
 from inspector.connection import Connection
 from inspector.exceptions import (
@@ -15,6 +17,10 @@ from inspector.models import DataSource, Document, Inspection, Position, Widget,
 from inspector.serialization import from_json, to_json
 
 __version__ = "0.1.0"
+
+# A library logs, the application decides where to: without a handler of its own the package's
+# warnings would go to logging's "last resort" stderr handler.
+logging.getLogger("inspector").addHandler(logging.NullHandler())
 
 __all__ = [
     "ClientClosed",

@@ -76,15 +76,13 @@ class _Job:
         self.containers: Dict[str, WidgetContainer] = {}
         self.widgets: Dict[str, Widget] = {}
         self.requested_widgets: Dict[str, str] = {}  # widget id -> container that asked first
-        self.outstanding = 0
-
-    @property
-    def finished(self) -> bool:
-        return self.result.done()
+        self.outstanding = 0  # requests sent or about to be, whose replies are not handled yet
+        self.ended = False  # result set or failed; read without the lock as a hint only
 
     def fail(self, error: BaseException) -> None:
         with self.lock:
-            if not self.result.done():
+            if not self.ended:
+                self.ended = True
                 self.result.set_exception(error)
 
     def wait(self) -> Inspection:
@@ -358,44 +356,39 @@ class DocumentInspector:
 
     def _handle(self, call: _Call, future: Future[Any], follow_ups: List[_Call]) -> None:
         job, method, object_id = call
-        if job.finished:
+        if job.ended:
             return  # failed or timed out already: later replies change nothing
         result = future.result()  # settled: raises the request's error, if any
+        # Structure outside the job's lock, so drains on other threads overlap here.
         if method == _GET_WIDGET:
-            widget = from_wire(
-                result, Widget, method=method,
-                container_id=job.requested_widgets.get(object_id),
+            model: Any = from_wire(
+                result, Widget, method=method, container_id=job.requested_widgets.get(object_id)
             )
-            self._check_id(method, object_id, widget.id)
-            with job.lock:
-                job.widgets[object_id] = widget
         elif method == _GET_CONTAINER:
-            container = from_wire(result, WidgetContainer, method=method)
-            self._check_id(method, object_id, container.id)
-            with job.lock:
-                job.containers[object_id] = container
-                for widget_id in container.widget_ids:
+            model = from_wire(result, WidgetContainer, method=method)
+        else:
+            model = from_wire(result, Document, method=method)
+        if model.id != object_id:
+            raise ProtocolError(f"{method} {object_id!r}: the reply describes {model.id!r}")
+        with job.lock:
+            if method == _GET_WIDGET:
+                job.widgets[object_id] = model
+            elif method == _GET_CONTAINER:
+                job.containers[object_id] = model
+                for widget_id in model.widget_ids:
                     if widget_id not in job.requested_widgets:
                         job.requested_widgets[widget_id] = object_id
                         follow_ups.append((job, _GET_WIDGET, widget_id))
                         job.outstanding += 1
-        else:
-            document = from_wire(result, Document, method=method)
-            self._check_id(method, object_id, document.id)
-            with job.lock:
-                job.document = document
-                for container_id in dict.fromkeys(document.widget_container_ids):
+            else:
+                job.document = model
+                for container_id in dict.fromkeys(model.widget_container_ids):
                     follow_ups.append((job, _GET_CONTAINER, container_id))
                     job.outstanding += 1
-        with job.lock:
             job.outstanding -= 1
-            if job.outstanding == 0 and not job.result.done():
+            if job.outstanding == 0 and not job.ended:
+                job.ended = True
                 job.result.set_result(self._assemble(job))
-
-    @staticmethod
-    def _check_id(method: str, asked: str, got: str) -> None:
-        if asked != got:
-            raise ProtocolError(f"{method} {asked!r}: the reply describes {got!r}")
 
     @staticmethod
     def _assemble(job: _Job) -> Inspection:

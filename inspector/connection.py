@@ -46,7 +46,7 @@ import threading
 import time
 import weakref
 from collections import deque
-from concurrent.futures import Future
+from concurrent.futures import Future, InvalidStateError
 from concurrent.futures import TimeoutError as FutureTimeout
 from typing import (
     Any,
@@ -418,7 +418,6 @@ class _Session:
                         f"{_describe_target(method, params)}: params are not JSON: {exc}"
                     ) from exc
                 future: Future[Any] = Future()
-                future.set_running_or_notify_cancel()  # the connection, not the caller, ends it
                 entry = _Pending(future, method, params, now, timeout)
                 self._add_pending(request_id, entry, deadline, flush)
                 futures.append(future)
@@ -534,11 +533,15 @@ class _Session:
             self._state = _State.CLOSED
 
     def _free_slot(self) -> None:
+        """Wake the requests waiting for a slot, after entries left the pending map."""
+        if self.max_in_flight is None:
+            return  # nobody ever waits
         # Read the waiter count under the lock: a waiter counts itself and starts waiting
-        # atomically, so a slot freed in between cannot go unnoticed.
+        # atomically, so a slot freed in between cannot go unnoticed. All of them wake, as a
+        # batch of replies may have freed several slots.
         with self._lock:
             if self._slot_waiters:
-                self._lock.notify()
+                self._lock.notify_all()
 
     # -- the I/O thread --
 
@@ -675,6 +678,7 @@ class _Session:
         """Read what is ready, route it; return (why the server closed, whether a pong came)."""
         budget = _READ_BUDGET
         pong_seen = False
+        answered = 0
         while budget > 0:
             try:
                 data = sock.recv(_READ_SIZE)
@@ -688,7 +692,7 @@ class _Session:
             budget -= len(data)
             for opcode, payload in self._reader.feed(data):
                 if opcode == protocol.OP_TEXT:
-                    self._route(payload)
+                    answered += self._route(payload)
                 elif opcode == protocol.OP_PING:
                     out += protocol.encode_frame(payload, protocol.OP_PONG)
                 elif opcode == protocol.OP_PONG:
@@ -710,29 +714,31 @@ class _Session:
                 isinstance(sock, ssl.SSLSocket) and sock.pending()
             ):
                 break  # the socket is drained; skip the recv that would only say so
+        if answered:
+            self._free_slot()  # once per batch of replies, not once per reply
         return None, pong_seen
 
-    def _route(self, payload: bytes) -> None:
+    def _route(self, payload: bytes) -> int:
+        """Route one text message; return 1 if it settled a pending request, else 0."""
         try:
             message = protocol.parse_message(payload.decode("utf-8"))
         except (ProtocolError, UnicodeDecodeError) as exc:
             self.stats.junk += 1
             reason = "text frame is not UTF-8" if isinstance(exc, UnicodeDecodeError) else exc
             logger.warning("ignored a message of %d bytes: %s", len(payload), reason)
-            return
+            return 0
         if isinstance(message, protocol.Notification):
             self.stats.notifications += 1
             if self._subscribers:
                 self._notifications.put(message)
-            return
+            return 0
         entry = self._pending.pop(message.id, None)
         if entry is None:
             self.stats.unmatched += 1
             logger.info("ignored a reply to id %d: unknown, repeated, or after its timeout",
                         message.id)
-            return
+            return 0
         self.stats.replies += 1
-        self._free_slot()
         if logger.isEnabledFor(logging.DEBUG):
             logger.debug(
                 "reply %d %s in %.1f ms", message.id, entry.method,
@@ -744,6 +750,7 @@ class _Session:
             _settle(entry.future, error=ServerError(
                 message.code, message.message, message.data, entry.method, entry.params
             ))
+        return 1
 
     def _expire(self, deadlines: List[Tuple[float, int]], now: float) -> None:
         while deadlines and deadlines[0][0] <= now:
@@ -779,15 +786,15 @@ class _Session:
 
 
 def _settle(future: Future[Any], result: Any = None, error: Optional[BaseException] = None) -> None:
-    # A future is settled by exactly one of reply, timeout, loss or forget; the pop from the
-    # pending map decides which, so this never sees a settled future in normal operation.
+    # A future is settled by exactly one of reply, timeout, loss or forget (the pop from the
+    # pending map decides which), unless its owner cancelled it: then there is nothing to do.
     try:
         if error is not None:
             future.set_exception(error)
         else:
             future.set_result(result)
-    except Exception:  # InvalidStateError: settled elsewhere already; nothing to do
-        logger.debug("future already settled", exc_info=True)
+    except InvalidStateError:
+        pass
 
 
 def _copy_error(error: InspectorError) -> InspectorError:
@@ -900,8 +907,8 @@ class Connection:
         """Send one request; return a Future of its result.
 
         The Future fails with ServerError (an error reply), RequestTimeout (no reply within
-        ``timeout``), ConnectionLost, ProtocolError or ClientClosed. It cannot be cancelled:
-        the connection settles it.
+        ``timeout``), ConnectionLost, ProtocolError or ClientClosed. Cancelling it only stops
+        the waiting: the request stays in flight, holding its slot, until its reply or timeout.
 
         Args:
             method: The method name.

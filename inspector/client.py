@@ -16,12 +16,25 @@ handled together, and several drains can still run at once on the executor's thr
 Results are assembled in document order whatever order the replies came in: containers in the
 document's order, widgets in each container's order, each widget once, attributed to the first
 container (in document order) that lists it.
+
+Staying up. Every method is read-only and safe to repeat, so a request whose reply was lost is
+simply sent again: after the connection dropped (on a connection reopened with exponential
+backoff and jitter), after ``request_timeout`` of silence, and after a busy reply (429, 503),
+each a bounded number of times and always inside the call's ``timeout``. A request is sent again
+only once its previous attempt has failed for good (the connection never settles a Future
+twice), and a job keeps one entry per object, so an inspection completes with exactly the
+right widgets, none missing, none twice. Handshakes refused with 401 or 403 are never retried.
+On 429 the inspector also halves how many requests it keeps in flight, and lets the number grow
+back one at a time as replies succeed (additive increase, multiplicative decrease).
 """
 
 from __future__ import annotations
 
 import functools
+import heapq
 import logging
+import os
+import random
 import threading
 import time
 from collections import deque
@@ -29,6 +42,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeout
 from typing import (
     Any,
+    Callable,
     Deque,
     Dict,
     Iterable,
@@ -36,7 +50,6 @@ from typing import (
     List,
     Mapping,
     Optional,
-    Sequence,
     Tuple,
     Union,
 )
@@ -46,9 +59,12 @@ import attrs
 from inspector.connection import Connection, redact_url
 from inspector.exceptions import (
     ClientClosed,
+    ConnectionFailed,
+    ConnectionLost,
     InspectorError,
     ProtocolError,
     RequestTimeout,
+    ServerError,
 )
 from inspector.models import Document, Inspection, Widget, WidgetContainer
 from inspector.serialization import from_wire
@@ -70,6 +86,7 @@ class _Job:
         self.document_id = document_id
         self.timeout = timeout
         self.started = time.monotonic()
+        self.deadline = None if timeout is None else self.started + timeout
         self.result: Future[Inspection] = Future()
         self.lock = threading.Lock()
         self.document: Optional[Document] = None
@@ -98,28 +115,89 @@ class _Job:
             raise error from None
 
 
-# A request the inspector sends: (job, method, object id).
-_Call = Tuple[_Job, str, str]
+class _Call:
+    """One request an inspection needs, and how many times it has been sent."""
+
+    __slots__ = ("job", "method", "object_id", "attempt")
+
+    def __init__(self, job: _Job, method: str, object_id: str) -> None:
+        self.job = job
+        self.method = method
+        self.object_id = object_id
+        self.attempt = 0
+
+
+class _RetryTimer:
+    """One thread that sends delayed retries when they fall due; nothing polls.
+
+    Started on the first delayed retry, stopped by ``close()``.
+    """
+
+    def __init__(self, send: Callable[[List[_Call]], None]) -> None:
+        self._send = send
+        self._due: List[Tuple[float, int, List[_Call]]] = []
+        self._order = 0  # breaks ties in the heap: lists of calls do not compare
+        self._condition = threading.Condition(threading.Lock())
+        self._stopped = False
+        self._thread = threading.Thread(target=self._run, name="inspector-retry", daemon=True)
+        self._thread.start()
+
+    def schedule(self, delay: float, calls: List[_Call]) -> None:
+        with self._condition:
+            self._order += 1
+            heapq.heappush(self._due, (time.monotonic() + delay, self._order, calls))
+            self._condition.notify()
+
+    def _run(self) -> None:
+        while True:
+            with self._condition:
+                while not self._stopped:
+                    now = time.monotonic()
+                    if self._due and self._due[0][0] <= now:
+                        break
+                    self._condition.wait(self._due[0][0] - now if self._due else None)
+                if self._stopped:
+                    return
+                _, _, calls = heapq.heappop(self._due)
+            self._send(calls)
+
+    def stop(self) -> None:
+        with self._condition:
+            self._stopped = True
+            self._condition.notify()
+        if threading.current_thread() is not self._thread:
+            self._thread.join()
 
 
 class DocumentInspector:
     """Inspect documents: each document, its widget containers and every widget's properties.
 
     One connection and one thread pool, shared by every call; any number of threads may use one
-    inspector at once. Use it as a context manager, or call ``close()``.
+    inspector at once. Use it as a context manager, or call ``close()``. The connection is
+    reopened when it was lost or closed by the server, and a request whose reply was lost is
+    sent again (see the module docstring), always within the call's ``timeout``.
 
     Args:
         url: ``ws://`` or ``wss://`` endpoint of the documents API.
         token: Sent as ``Authorization: Bearer <token>``; never logged, never in a repr.
         headers: Extra handshake headers.
-        timeout: Seconds for one whole ``get_widgets()``/``inspect()`` call; None: no limit.
-        request_timeout: Seconds for one request's reply.
-        connect_timeout: Seconds for TCP, TLS and the handshake together.
+        timeout: Seconds for one whole ``get_widgets()``/``inspect()`` call, retries and
+            reopening included; None: no limit.
+        request_timeout: Seconds for one request's reply before it is sent again.
+        connect_timeout: Seconds for TCP, TLS and the handshake together, per attempt.
         max_workers: Threads handling replies and sending follow-ups.
-        max_in_flight: Requests awaiting a reply on the connection at once.
+        max_in_flight: Requests awaiting a reply on the connection at once; None: no limit.
         ssl_context: For ``wss://``; the default verifies certificates.
         max_message_size: A larger incoming message is refused, never held in memory.
         max_documents_in_flight: Documents ``inspect_many()`` works on at once.
+        retries: How many times one request is sent again after its connection was lost or
+            it went unanswered for ``request_timeout``.
+        busy_retries: How many times one request is sent again after a busy reply (429, 503).
+        connect_attempts: Attempts to (re)open the connection before giving up, for refused
+            or failed handshakes other than 401/403.
+        backoff: The first retry delay in seconds; it doubles with each attempt, with full
+            jitter, up to ``backoff_max``.
+        backoff_max: The longest retry delay.
         **connection_options: Passed on to :class:`~inspector.Connection` (``close_timeout``,
             ``ping_interval``, ``ping_timeout``).
 
@@ -141,30 +219,61 @@ class DocumentInspector:
         max_message_size: Optional[int] = 16 * 2**20,
         *,
         max_documents_in_flight: int = 8,
+        retries: int = 5,
+        busy_retries: int = 20,
+        connect_attempts: int = 5,
+        backoff: float = 0.05,
+        backoff_max: float = 2.0,
         **connection_options: Any,
     ) -> None:
         if max_documents_in_flight < 1:
             raise ValueError("max_documents_in_flight must be at least 1")
+        if max_in_flight is not None and max_in_flight < 1:
+            raise ValueError("max_in_flight must be at least 1, or None")
         self.url = url
         self.timeout = timeout
+        self.max_workers = max_workers
+        self.max_in_flight = max_in_flight
         self.max_documents_in_flight = max_documents_in_flight
-        self._connection = Connection(
+        self.retries = retries
+        self.busy_retries = busy_retries
+        self.connect_attempts = max(1, connect_attempts)
+        self.backoff = backoff
+        self.backoff_max = backoff_max
+        self._open_connection = functools.partial(
+            Connection,
             url,
             token=token,
             headers=headers,
             request_timeout=request_timeout,
-            connect_timeout=connect_timeout,
             max_in_flight=max_in_flight,
             ssl_context=ssl_context,
             max_message_size=max_message_size,
             **connection_options,
         )
-        self._executor = ThreadPoolExecutor(max_workers, thread_name_prefix="inspector-worker")
+        self.connect_timeout = connect_timeout
         self._closed = False
-        # Replies waiting for a drain, and whether a drain is submitted but not yet started.
+        self._set_up_process_state()
+        start = time.monotonic()
+        self._connection_lock = threading.Lock()
+        self._connection: Optional[Connection] = None
+        self._connect(None if timeout is None else start + timeout)
+
+    def _set_up_process_state(self) -> None:
+        """The threads, locks and queues of this process (anew in a child after os.fork)."""
+        self._pid = os.getpid()
+        self._executor = ThreadPoolExecutor(self.max_workers,
+                                            thread_name_prefix="inspector-worker")
+        # Replies waiting for the drain, and whether a drain is submitted or running.
         self._arrived: Deque[Tuple[_Call, Future[Any]]] = deque()
         self._drain_lock = threading.Lock()
-        self._drain_scheduled = False
+        self._draining = False
+        self._retry_timer: Optional[_RetryTimer] = None
+        self._retry_timer_lock = threading.Lock()
+        # Additive increase, multiplicative decrease of the in-flight window on 429.
+        self._window: Optional[int] = self.max_in_flight
+        self._throttled = False
+        self._successes_since_cut = 0
 
     def __repr__(self) -> str:
         state = "closed" if self._closed else "open"
@@ -178,8 +287,9 @@ class DocumentInspector:
 
     @property
     def connection(self) -> Connection:
-        """The underlying connection, for low-level calls on the same socket."""
-        return self._connection
+        """The current connection (reopened if it was lost), for low-level calls."""
+        self._check_open()
+        return self._connect(None)
 
     # -- the public calls --
 
@@ -199,7 +309,9 @@ class DocumentInspector:
                 names the object.
             RequestTimeout: the call did not complete within ``timeout``.
             ProtocolError: a reply had the wrong shape.
-            ConnectionLost, ClientClosed: the connection ended.
+            ConnectionFailed: the connection could not be reopened.
+            ConnectionLost: the connection kept failing beyond ``retries``.
+            ClientClosed: the inspector was closed.
         """
         return list(self.inspect(document_id, timeout=timeout).widgets)
 
@@ -266,7 +378,8 @@ class DocumentInspector:
         """
         self._check_open()
         limit = self.timeout if timeout is ... else timeout
-        result = self._connection.call(_LIST_DOCUMENTS, {}, timeout=limit)
+        deadline = None if limit is None else time.monotonic() + limit
+        result = self._connect(deadline).call(_LIST_DOCUMENTS, {}, timeout=limit)
         ids = result.get("documentIds") if isinstance(result, dict) else None
         if not isinstance(ids, list) or not all(isinstance(i, str) for i in ids):
             raise ProtocolError(
@@ -275,22 +388,91 @@ class DocumentInspector:
         return ids
 
     def close(self) -> None:
-        """Close the connection and the thread pool; idempotent.
+        """Close the connection and the threads; idempotent.
 
         Inspections still running fail with ClientClosed.
         """
         if self._closed:
             return
         self._closed = True
-        self._connection.close()
+        if self._pid != os.getpid():
+            return  # the parent's connection and threads are the parent's to close
+        with self._connection_lock:
+            connection, self._connection = self._connection, None
+        if connection is not None:
+            connection.close()
+        if self._retry_timer is not None:
+            self._retry_timer.stop()
         on_worker = threading.current_thread().name.startswith("inspector-worker")
         self._executor.shutdown(wait=not on_worker)
 
-    # -- the inspection --
+    # -- the connection, reopened when lost --
 
     def _check_open(self) -> None:
         if self._closed:
             raise ClientClosed("Cannot use a closed DocumentInspector")
+        if self._pid != os.getpid():
+            # A forked child: the parent's I/O thread, workers and socket are not ours. Open
+            # our own on first use and leave the parent's untouched.
+            self._connection = None
+            self._connection_lock = threading.Lock()
+            self._set_up_process_state()
+
+    def _connect(self, deadline: Optional[float]) -> Connection:
+        """Return an open connection, opening one (with backoff) if there is none.
+
+        Raises:
+            ConnectionFailed: no attempt succeeded, or the handshake was refused with 401/403
+                (never retried), or ``deadline`` passed.
+        """
+        connection = self._connection
+        if connection is not None and connection.is_open:
+            return connection
+        with self._connection_lock:
+            connection = self._connection
+            if connection is not None and connection.is_open:
+                return connection  # another thread reopened it meanwhile
+            if self._closed:
+                raise ClientClosed("Cannot use a closed DocumentInspector")
+            if connection is not None:
+                connection.close()  # lost already: this only joins its I/O thread
+            self._connection = self._open_with_backoff(deadline)
+            self._window = self.max_in_flight
+            self._throttled = False
+            return self._connection
+
+    def _open_with_backoff(self, deadline: Optional[float]) -> Connection:
+        last_error: Optional[ConnectionFailed] = None
+        for attempt in range(self.connect_attempts):
+            if attempt:
+                delay = self._backoff_delay(attempt - 1)
+                if deadline is not None and time.monotonic() + delay >= deadline:
+                    break
+                logger.info("reopening %s in %.2fs (attempt %d): %s",
+                            redact_url(self.url), delay, attempt + 1, last_error)
+                time.sleep(delay)  # this thread has nothing to do until the server is back
+            limit = self.connect_timeout
+            if deadline is not None:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    break
+                limit = left if limit is None else min(limit, left)
+            try:
+                return self._open_connection(connect_timeout=limit)
+            except ConnectionFailed as error:
+                if error.status in (400, 401, 403, 404):
+                    raise  # retrying cannot help, and would hammer the server's auth
+                last_error = error
+        if last_error is None:
+            raise ConnectionFailed(f"could not connect to {redact_url(self.url)} in time")
+        raise last_error
+
+    def _backoff_delay(self, attempt: int) -> float:
+        # Exponential backoff with full jitter: clients that failed together spread out.
+        ceiling = min(self.backoff_max, self.backoff * 2**attempt)
+        return random.uniform(ceiling / 2, ceiling)
+
+    # -- the inspection --
 
     def _start(self, document_id: str, timeout: Any) -> _Job:
         self._check_open()
@@ -298,68 +480,151 @@ class DocumentInspector:
             raise InspectorError(f"a document id must be a non-empty string, not {document_id!r}")
         job = _Job(document_id, self.timeout if timeout is ... else timeout)
         job.outstanding = 1
-        self._send([(job, _GET_DOCUMENT, document_id)])
+        self._send([_Call(job, _GET_DOCUMENT, document_id)])
         return job
 
-    def _send(self, calls: Sequence[_Call]) -> None:
-        """Send requests for jobs in one write; their replies come back through ``_arrive``.
+    def _send(self, calls: List[_Call]) -> None:
+        """Send requests in one write; their replies come back through ``_arrive``.
 
         Each call must already be counted in its job's ``outstanding``: a reply may arrive
-        before this returns.
+        before this returns. A failure to send goes through the same retry decision as a
+        failed reply.
         """
+        calls = [call for call in calls if not call.job.ended]
+        if not calls:
+            return
+        for call in calls:
+            call.attempt += 1
+        deadlines = [call.job.deadline for call in calls]
+        deadline = None if None in deadlines else max(d for d in deadlines if d is not None)
         try:
-            futures = self._connection.request_many(
-                [(method, {"id": object_id}) for _, method, object_id in calls]
+            connection = self._connect(deadline)
+            if self._window != connection.max_in_flight:
+                connection.max_in_flight = self._window
+            connection.request_many(
+                [(call.method, {"id": call.object_id}) for call in calls],
+                callbacks=[functools.partial(self._arrive, call) for call in calls],
             )
         except InspectorError as error:
-            for job, _, _ in calls:
-                job.fail(error)
-            return
-        for call, future in zip(calls, futures):
-            future.add_done_callback(functools.partial(self._arrive, call))
+            failed: Future[Any] = Future()
+            failed.set_exception(error)
+            for call in calls:
+                self._arrive(call, failed)
 
     def _arrive(self, call: _Call, future: Future[Any]) -> None:
-        # On the I/O thread: queue the reply, and make sure a drain will run. Nothing more.
+        # On the I/O thread: queue the reply, and make sure a drain is running. Nothing more.
         self._arrived.append((call, future))
-        if not self._drain_scheduled:
+        with self._drain_lock:
+            if self._draining:
+                return
+            self._draining = True
+        try:
+            self._executor.submit(self._drain)
+        except RuntimeError:  # the pool is shut down: close() is failing every job anyway
             with self._drain_lock:
-                if self._drain_scheduled:
-                    return
-                self._drain_scheduled = True
-            try:
-                self._executor.submit(self._drain)
-            except RuntimeError:  # the pool is shut down: close() is failing every job anyway
-                with self._drain_lock:
-                    self._drain_scheduled = False
+                self._draining = False
 
     def _drain(self) -> None:
-        """Handle every reply queued so far, then send all their follow-ups in one write."""
-        with self._drain_lock:
-            self._drain_scheduled = False
-        follow_ups: List[_Call] = []
+        """Handle replies until none are queued, sending each round's follow-ups in one write.
+
+        One drain runs at a time: under the GIL a second one would not handle replies any
+        faster, only trade the interpreter back and forth with the first and the I/O thread.
+        While it works, replies pile up in the queue and the next round takes them all.
+        """
         arrived = self._arrived
-        while arrived:
-            try:
+        while True:
+            follow_ups: List[_Call] = []
+            retry_now: List[_Call] = []
+            retry_later: Dict[float, List[_Call]] = {}
+            for _ in range(len(arrived)):
                 call, future = arrived.popleft()
-            except IndexError:
-                break  # another drain took it
-            job = call[0]
-            try:
-                self._handle(call, future, follow_ups)
-            except InspectorError as error:
-                job.fail(error)
-            except Exception:  # a bug must fail the call, not vanish in a worker
-                logger.exception("handling a reply for %r failed", job.document_id)
-                job.fail(InspectorError(f"internal error handling {call[1]} {call[2]!r}"))
-        if follow_ups:
-            self._send(follow_ups)
+                job = call.job
+                try:
+                    self._handle(call, future, follow_ups)
+                except InspectorError as error:
+                    delay = self._retry_delay(call, error)
+                    if delay is None:
+                        job.fail(error)
+                    elif delay == 0:
+                        retry_now.append(call)
+                    else:
+                        retry_later.setdefault(delay, []).append(call)
+                except Exception:  # a bug must fail the call, not vanish in a worker
+                    logger.exception("handling a reply for %r failed", job.document_id)
+                    job.fail(InspectorError(
+                        f"internal error handling {call.method} {call.object_id!r}"
+                    ))
+            if follow_ups or retry_now:
+                self._send(retry_now + follow_ups)  # the oldest first
+            for delay, calls in retry_later.items():
+                self._schedule(delay, calls)
+            with self._drain_lock:
+                if not arrived:
+                    self._draining = False
+                    return
+
+    def _retry_delay(self, call: _Call, error: InspectorError) -> Optional[float]:
+        """Seconds to wait before sending ``call`` again, or None to fail its job with ``error``."""
+        job = call.job
+        if job.ended or self._closed:
+            return None
+        if isinstance(error, ServerError):
+            if not error.retryable or call.attempt > self.busy_retries:
+                return None
+            if error.code == 429:
+                self._cut_window()
+            delay = self._backoff_delay(call.attempt - 1)
+        elif isinstance(error, (ConnectionLost, RequestTimeout)) or (
+            isinstance(error, ClientClosed) and not self._closed
+        ):
+            if call.attempt > self.retries:
+                return None
+            delay = 0.0  # reopening has its own backoff; silence has waited long enough
+        else:
+            return None  # a protocol error or a refused handshake: sending again cannot help
+        if job.deadline is not None and time.monotonic() + delay >= job.deadline:
+            return None
+        logger.debug("sending %s %r again (attempt %d): %s",
+                     call.method, call.object_id, call.attempt + 1, error)
+        return delay
+
+    def _schedule(self, delay: float, calls: List[_Call]) -> None:
+        with self._retry_timer_lock:
+            if self._retry_timer is None:
+                self._retry_timer = _RetryTimer(self._send)
+        self._retry_timer.schedule(delay, calls)
+
+    def _cut_window(self) -> None:
+        # Halve at most once per round: only after a success since the last cut, so that the
+        # many 429s of one burst count as one signal.
+        connection = self._connection
+        if connection is None or (self._throttled and not self._successes_since_cut):
+            return
+        in_flight = connection.pending + 1
+        current = self._window if self._window is not None else in_flight
+        self._window = max(1, min(current, in_flight) // 2)
+        self._throttled = True
+        self._successes_since_cut = 0
+        logger.info("server busy (429): keeping at most %d requests in flight", self._window)
+
+    def _note_success(self) -> None:
+        self._successes_since_cut += 1
+        window = self._window or 1
+        if self._successes_since_cut >= window:
+            self._successes_since_cut = 0
+            if self.max_in_flight is None or window < self.max_in_flight:
+                self._window = window + 1
+            if self._window == self.max_in_flight:
+                self._throttled = False
 
     def _handle(self, call: _Call, future: Future[Any], follow_ups: List[_Call]) -> None:
-        job, method, object_id = call
+        job, method, object_id = call.job, call.method, call.object_id
         if job.ended:
             return  # failed or timed out already: later replies change nothing
         result = future.result()  # settled: raises the request's error, if any
-        # Structure outside the job's lock, so drains on other threads overlap here.
+        if self._throttled:
+            self._note_success()
+        # Structure outside the job's lock.
         if method == _GET_WIDGET:
             model: Any = from_wire(
                 result, Widget, method=method, container_id=job.requested_widgets.get(object_id)
@@ -378,12 +643,12 @@ class DocumentInspector:
                 for widget_id in model.widget_ids:
                     if widget_id not in job.requested_widgets:
                         job.requested_widgets[widget_id] = object_id
-                        follow_ups.append((job, _GET_WIDGET, widget_id))
+                        follow_ups.append(_Call(job, _GET_WIDGET, widget_id))
                         job.outstanding += 1
             else:
                 job.document = model
                 for container_id in dict.fromkeys(model.widget_container_ids):
-                    follow_ups.append((job, _GET_CONTAINER, container_id))
+                    follow_ups.append(_Call(job, _GET_CONTAINER, container_id))
                     job.outstanding += 1
             job.outstanding -= 1
             if job.outstanding == 0 and not job.ended:

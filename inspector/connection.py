@@ -394,6 +394,7 @@ class _Session:
         self,
         calls: Iterable[Tuple[str, Params]],
         timeout: Optional[float],
+        callbacks: Optional[Sequence[Callable[[Future[Any]], object]]] = None,
     ) -> List[Future[Any]]:
         now = time.monotonic()
         deadline = None if timeout is None else now + timeout
@@ -408,18 +409,42 @@ class _Session:
                 frames.clear()
                 self._wake()
 
+        calls = list(calls)
         try:
-            for method, params in calls:
-                request_id = next(self._ids)
-                try:
-                    text = protocol.encode_request(request_id, method, params)
-                except (TypeError, ValueError) as exc:
-                    raise InspectorError(
-                        f"{_describe_target(method, params)}: params are not JSON: {exc}"
-                    ) from exc
+            for index, (method, params) in enumerate(calls):
                 future: Future[Any] = Future()
-                entry = _Pending(future, method, params, now, timeout)
-                self._add_pending(request_id, entry, deadline, flush)
+                if callbacks is not None:
+                    # Attached before the request can be answered, so it never runs in
+                    # this thread nor contends with the I/O thread for the future's lock.
+                    future.add_done_callback(callbacks[index])
+                request_id = next(self._ids)
+                refused_by_connection = False
+                try:
+                    try:
+                        text = protocol.encode_request(request_id, method, params)
+                    except (TypeError, ValueError) as exc:
+                        raise InspectorError(
+                            f"{_describe_target(method, params)}: params are not JSON: {exc}"
+                        ) from exc
+                    refused_by_connection = True
+                    entry = _Pending(future, method, params, now, timeout)
+                    self._add_pending(request_id, entry, deadline, flush)
+                except InspectorError as error:
+                    if index == 0:
+                        raise  # nothing was sent: the caller learns it at once
+                    # Some are on their way already, so report through the Futures: this
+                    # one, and, if the connection itself refused, every one after it.
+                    _settle(future, error=error)
+                    futures.append(future)
+                    if refused_by_connection:
+                        for rest in range(index + 1, len(calls)):
+                            failed: Future[Any] = Future()
+                            if callbacks is not None:
+                                failed.add_done_callback(callbacks[rest])
+                            _settle(failed, error=_copy_error(error))
+                            futures.append(failed)
+                        break
+                    continue
                 futures.append(future)
                 frames.append((protocol.encode_frame(text), request_id, deadline))
         finally:
@@ -436,8 +461,12 @@ class _Session:
         before_waiting: Callable[[], None],
     ) -> None:
         with self._lock:
-            limit = self.max_in_flight
-            while limit is not None and len(self._pending) >= limit and self._failure is None:
+            # The limit is read afresh each turn: the owner may lower or raise it meanwhile.
+            while (
+                (limit := self.max_in_flight) is not None
+                and len(self._pending) >= limit
+                and self._failure is None
+            ):
                 if self.in_io_thread:
                     # Waiting here would stop the very thread whose replies free a slot.
                     raise InspectorError(
@@ -897,6 +926,20 @@ class Connection:
         return len(self._session._pending)
 
     @property
+    def max_in_flight(self) -> Optional[int]:
+        """Requests that may await a reply at once; lower it to back off from a busy server."""
+        return self._session.max_in_flight
+
+    @max_in_flight.setter
+    def max_in_flight(self, limit: Optional[int]) -> None:
+        if limit is not None and limit < 1:
+            raise ValueError("max_in_flight must be at least 1, or None")
+        session = self._session
+        with session._lock:
+            session.max_in_flight = limit
+            session._lock.notify_all()  # a higher limit may let waiting requests through
+
+    @property
     def is_open(self) -> bool:
         """Whether requests can still be sent (not closed, not lost)."""
         return self._session._failure is None and os.getpid() == self._session.pid
@@ -923,22 +966,33 @@ class Connection:
         return self.request_many([(method, params)], timeout=timeout)[0]
 
     def request_many(
-        self, calls: Sequence[Tuple[str, Params]], *, timeout: Any = _DEFAULT
+        self,
+        calls: Sequence[Tuple[str, Params]],
+        *,
+        timeout: Any = _DEFAULT,
+        callbacks: Optional[Sequence[Callable[[Future[Any]], object]]] = None,
     ) -> List[Future[Any]]:
         """Send several requests in one write; return their Futures in the same order.
 
         Args:
             calls: ``(method, params)`` pairs.
             timeout: As for ``request()``, for each of them.
+            callbacks: One done-callback per call, attached to its Future before the request
+                goes out. It runs on the I/O thread, so it must be quick and must not wait.
 
         Raises:
-            As ``request()``.
+            As ``request()``, when the first call cannot be sent; then none was. A later call
+            that cannot be sent (params that are not JSON, the connection lost meanwhile, no
+            free slot in time) has its Future failed with the reason instead, so that every
+            call has exactly one outcome.
         """
         session = self._session
         session.check_usable()
         if timeout is _DEFAULT:
             timeout = session.request_timeout
-        return session.request_many(calls, timeout)
+        if callbacks is not None and len(callbacks) != len(calls):
+            raise ValueError("request_many() needs one callback per call")
+        return session.request_many(calls, timeout, callbacks)
 
     def call(self, method: str, params: Params = None, *, timeout: Any = _DEFAULT) -> Any:
         """Send one request and wait for its result: ``request()`` plus waiting.

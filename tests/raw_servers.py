@@ -11,7 +11,7 @@ import hashlib
 import socket
 import threading
 from contextlib import contextmanager
-from typing import Iterator, List
+from typing import Dict, Iterator, List
 
 _GUID = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
 
@@ -116,3 +116,94 @@ def free_port() -> int:
         probe.bind(("127.0.0.1", 0))
         port: int = probe.getsockname()[1]
     return port
+
+
+class Proxy:
+    """A TCP proxy on loopback that can go silent, as a half-open connection does.
+
+    While frozen it forwards nothing in either direction and closes nothing, so neither end
+    sees an error: only a missing pong can tell.
+    """
+
+    def __init__(self, upstream_port: int) -> None:
+        import selectors
+
+        self.upstream_port = upstream_port
+        self.frozen = threading.Event()
+        self.stop = threading.Event()
+        self.listener = socket.create_server(("127.0.0.1", 0))
+        self.listener.setblocking(False)
+        self.port = self.listener.getsockname()[1]
+        self.url = f"ws://127.0.0.1:{self.port}"
+        self.selector = selectors.DefaultSelector()
+        self.selector.register(self.listener, selectors.EVENT_READ)
+        self.peers: Dict[socket.socket, socket.socket] = {}
+        self.thread = threading.Thread(target=self._run, name="proxy", daemon=True)
+        self.thread.start()
+
+    def _run(self) -> None:
+        import selectors
+
+        while not self.stop.is_set():
+            if self.frozen.is_set():
+                # Leave the bytes in the kernel: nothing crosses. (Selecting now would only
+                # report the same readable sockets again and again.)
+                self.stop.wait(0.05)
+                continue
+            for key, _ in self.selector.select(0.05):
+                sock = key.fileobj
+                if sock is self.listener:
+                    client, _ = self.listener.accept()
+                    upstream = socket.create_connection(("127.0.0.1", self.upstream_port))
+                    for one, other in ((client, upstream), (upstream, client)):
+                        one.setblocking(False)
+                        self.peers[one] = other
+                        self.selector.register(one, selectors.EVENT_READ)
+                    continue
+                assert isinstance(sock, socket.socket)
+                try:
+                    data = sock.recv(65536)
+                except BlockingIOError:
+                    continue
+                except OSError:
+                    data = b""
+                other = self.peers.get(sock)
+                if not data or other is None:
+                    self._drop(sock)
+                    continue
+                try:
+                    other.setblocking(True)
+                    other.sendall(data)
+                    other.setblocking(False)
+                except OSError:
+                    self._drop(sock)
+
+    def _drop(self, sock: socket.socket) -> None:
+        other = self.peers.pop(sock, None)
+        for one in (sock, other):
+            if one is None:
+                continue
+            self.peers.pop(one, None)
+            try:
+                self.selector.unregister(one)
+            except (KeyError, ValueError):
+                pass
+            one.close()
+
+    def close(self) -> None:
+        self.stop.set()
+        self.thread.join(5)
+        for sock in list(self.peers):
+            sock.close()
+        self.listener.close()
+        self.selector.close()
+
+
+@contextmanager
+def proxy_to(upstream_port: int) -> Iterator[Proxy]:
+    """Run a Proxy to ``upstream_port`` for the block."""
+    proxy = Proxy(upstream_port)
+    try:
+        yield proxy
+    finally:
+        proxy.close()

@@ -16,6 +16,7 @@ from typing import Any, Callable, Dict, List, Tuple
 
 import pytest
 import trustme
+from raw_servers import free_port, raw_server
 
 from inspector import (
     ClientClosed,
@@ -28,8 +29,6 @@ from inspector import (
     ServerError,
 )
 from inspector.server import Faults, run_sample_server
-
-from raw_servers import free_port, raw_server
 
 TOKEN = "tok-9f3e-very-secret"
 
@@ -99,7 +98,8 @@ def test_error_reply_raises_server_error_with_all_fields(sample_server: Any) -> 
         with pytest.raises(ServerError) as caught:
             conn.call("GetDocument", {"id": "no-such-doc"})
         error = caught.value
-        assert (error.code, error.method, error.params) == (404, "GetDocument", {"id": "no-such-doc"})
+        assert (error.code, error.method) == (404, "GetDocument")
+        assert error.params == {"id": "no-such-doc"}
         assert error.message and error.data == {"id": "no-such-doc"}
         assert "no-such-doc" in str(error) and isinstance(error, InspectorError)
         assert conn.call("GetDocument", {"id": "doc-1"})["id"] == "doc-1"
@@ -349,7 +349,7 @@ def test_close_is_prompt_with_a_polite_server(sample_server: Any) -> None:
 # --- 8. process life ----------------------------------------------------------------------
 
 
-def run_script(script: str, url: str) -> "subprocess.Popen[str]":
+def run_script(script: str, url: str) -> subprocess.Popen[str]:
     """Start ``script`` in a child Python with the server URL as argv[1]."""
     return subprocess.Popen(
         [sys.executable, "-c", textwrap.dedent(script), url],
@@ -535,7 +535,8 @@ def test_wss_with_8_concurrent_callers_loses_nothing(
             def worker(n: int) -> None:
                 futures = [conn.request("GetDocument", generated(f"s{n}x{i}")) for i in range(150)]
                 for i in range(50):
-                    if conn.call("GetDocument", generated(f"c{n}x{i}"))["id"] != f"gen-1x1-c{n}x{i}":
+                    reply = conn.call("GetDocument", generated(f"c{n}x{i}"))
+                    if reply["id"] != f"gen-1x1-c{n}x{i}":
                         errors.append(f"call {n}/{i}")
                 for i, future in enumerate(futures):
                     if future.result(60)["id"] != f"gen-1x1-s{n}x{i}":

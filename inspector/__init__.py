@@ -2,7 +2,7 @@
 
 import logging
 
-from inspector.client import DocumentInspector
+from inspector.client import DocumentInspector, InspectorStats
 from inspector.connection import Connection
 from inspector.exceptions import (
     ClientClosed,
@@ -32,6 +32,7 @@ __all__ = [
     "DocumentInspector",
     "Inspection",
     "InspectorError",
+    "InspectorStats",
     "Position",
     "ProtocolError",
     "RequestTimeout",

@@ -69,7 +69,7 @@ from inspector.exceptions import (
 from inspector.models import Document, Inspection, Widget, WidgetContainer
 from inspector.serialization import from_wire
 
-__all__ = ["DocumentInspector"]
+__all__ = ["DocumentInspector", "InspectorStats"]
 
 logger = logging.getLogger("inspector")
 
@@ -113,6 +113,23 @@ class _Job:
             )
             self.fail(error)  # replies still on their way are then ignored
             raise error from None
+
+
+@attrs.define
+class InspectorStats:
+    """What a DocumentInspector had to do to stay up (read without locking).
+
+    Attributes:
+        connections_opened: Connections opened, the first included.
+        resent_after_loss: Requests sent again because their connection was lost.
+        resent_after_silence: Requests sent again after ``request_timeout`` without a reply.
+        resent_after_busy: Requests sent again after a busy reply (429, 503).
+    """
+
+    connections_opened: int = 0
+    resent_after_loss: int = 0
+    resent_after_silence: int = 0
+    resent_after_busy: int = 0
 
 
 class _Call:
@@ -252,6 +269,7 @@ class DocumentInspector:
             **connection_options,
         )
         self.connect_timeout = connect_timeout
+        self.stats = InspectorStats()
         self._closed = False
         self._set_up_process_state()
         start = time.monotonic()
@@ -458,7 +476,9 @@ class DocumentInspector:
                     break
                 limit = left if limit is None else min(limit, left)
             try:
-                return self._open_connection(connect_timeout=limit)
+                connection = self._open_connection(connect_timeout=limit)
+                self.stats.connections_opened += 1
+                return connection
             except ConnectionFailed as error:
                 if error.status in (400, 401, 403, 404):
                     raise  # retrying cannot help, and would hammer the server's auth
@@ -574,12 +594,17 @@ class DocumentInspector:
             if error.code == 429:
                 self._cut_window()
             delay = self._backoff_delay(call.attempt - 1)
+            self.stats.resent_after_busy += 1
         elif isinstance(error, (ConnectionLost, RequestTimeout)) or (
             isinstance(error, ClientClosed) and not self._closed
         ):
             if call.attempt > self.retries:
                 return None
             delay = 0.0  # reopening has its own backoff; silence has waited long enough
+            if isinstance(error, RequestTimeout):
+                self.stats.resent_after_silence += 1
+            else:
+                self.stats.resent_after_loss += 1
         else:
             return None  # a protocol error or a refused handshake: sending again cannot help
         if job.deadline is not None and time.monotonic() + delay >= job.deadline:

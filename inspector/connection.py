@@ -410,6 +410,7 @@ class _Session:
                 self._wake()
 
         calls = list(calls)
+        keys = protocol.mask_keys(len(calls))
         try:
             for index, (method, params) in enumerate(calls):
                 future: Future[Any] = Future()
@@ -446,7 +447,7 @@ class _Session:
                         break
                     continue
                 futures.append(future)
-                frames.append((protocol.encode_frame(text), request_id, deadline))
+                frames.append((protocol.encode_frame(text, key=keys[index]), request_id, deadline))
         finally:
             # Whatever was registered is sent, even if a later call in the batch failed, so
             # no entry is left to time out for nothing.
@@ -591,19 +592,22 @@ class _Session:
                 wait = self._wait_time(now, deadlines, close_sent_at, ping_due, pong_due)
                 if isinstance(sock, ssl.SSLSocket) and sock.pending():
                     wait = 0.0  # decrypted bytes are waiting that select cannot see
-                readable = False
+                readable = woken = False
                 for key, mask in selector.select(wait):
-                    if key.fileobj is sock and mask & selectors.EVENT_READ:
-                        readable = True
+                    if key.fileobj is sock:
+                        readable = readable or bool(mask & selectors.EVENT_READ)
+                    else:
+                        woken = True
                 # Take what callers queued: frames to write, deadlines to watch. The flag is
                 # cleared before the queue is read, so a request queued after this point
                 # wakes the next turn.
                 self._wake_pending = False
-                try:
-                    while self._wake_receive.recv(4096):
-                        pass
-                except OSError:
-                    pass  # drained (BlockingIOError) or closed
+                if woken:
+                    try:
+                        while self._wake_receive.recv(4096):
+                            pass
+                    except OSError:
+                        pass  # drained (BlockingIOError) or closed
                 while self._outgoing:
                     frame, request_id, deadline = self._outgoing.popleft()
                     out += frame

@@ -155,3 +155,17 @@ def test_parse_close() -> None:
     """A close payload gives its code and reason; an empty one gives no code."""
     assert protocol.parse_close(struct.pack("!H", 1001) + b"idle") == (1001, "idle")
     assert protocol.parse_close(b"") == (None, "")
+
+
+@pytest.mark.parametrize("size", [0, 1, 3, 4, 125, 126, 65535, 65536, 100003])
+def test_client_frames_unmask_to_the_payload(size: int) -> None:
+    """Every length class masks and unmasks back to the payload, checked by websocket-client."""
+    from websocket import ABNF
+
+    payload = bytes(range(256)) * (size // 256 + 1)
+    payload = payload[:size]
+    frame = protocol.encode_frame(payload, protocol.OP_BINARY)
+    header = 2 + (2 if 126 <= size < 65536 else 8 if size >= 65536 else 0)
+    key = frame[header : header + 4]
+    assert ABNF.mask(key, frame[header + 4 :]) == payload
+    assert len(protocol.mask_keys(3)) == 3 and len(set(protocol.mask_keys(50))) == 50

@@ -8,6 +8,8 @@ from typing import Iterator
 
 import pytest
 
+from inspector.server import SampleServer, run_sample_server
+
 
 @pytest.fixture(autouse=True)
 def no_thread_left_behind() -> Iterator[None]:
@@ -23,3 +25,10 @@ def no_thread_left_behind() -> Iterator[None]:
         if time.monotonic() > deadline:
             pytest.fail(f"test left threads running: {[t.name for t in leftover]}")
         time.sleep(0.01)
+
+
+@pytest.fixture
+def sample_server() -> Iterator[SampleServer]:
+    """A sample documents server on a free port, all faults off; stopped (thread joined) after."""
+    with run_sample_server() as server:
+        yield server

@@ -521,10 +521,13 @@ class DocumentInspector:
             connection = self._connect(deadline)
             if self._window != connection.max_in_flight:
                 connection.max_in_flight = self._window
-            connection.request_many(
-                [(call.method, {"id": call.object_id}) for call in calls],
-                callbacks=[functools.partial(self._arrive, call) for call in calls],
-            )
+            requests = []
+            callbacks = []
+            arrive = self._arrive
+            for call in calls:
+                requests.append((call.method, {"id": call.object_id}))
+                callbacks.append(functools.partial(arrive, call))
+            connection.request_many(requests, callbacks=callbacks)
         except InspectorError as error:
             failed: Future[Any] = Future()
             failed.set_exception(error)
@@ -534,6 +537,8 @@ class DocumentInspector:
     def _arrive(self, call: _Call, future: Future[Any]) -> None:
         # On the I/O thread: queue the reply, and make sure a drain is running. Nothing more.
         self._arrived.append((call, future))
+        if self._draining:
+            return  # the drain re-checks the queue under the lock before it stops
         with self._drain_lock:
             if self._draining:
                 return
@@ -579,9 +584,17 @@ class DocumentInspector:
             for delay, calls in retry_later.items():
                 self._schedule(delay, calls)
             with self._drain_lock:
-                if not arrived:
-                    self._draining = False
-                    return
+                if arrived:
+                    continue
+                self._draining = False
+            # A reply queued between the check and the flag going down saw the flag still up
+            # and left it to this drain: take it back rather than strand it.
+            if not arrived:
+                return
+            with self._drain_lock:
+                if self._draining:
+                    return  # a new drain was submitted for it
+                self._draining = True
 
     def _retry_delay(self, call: _Call, error: InspectorError) -> Optional[float]:
         """Seconds to wait before sending ``call`` again, or None to fail its job with ``error``."""

@@ -85,6 +85,7 @@ NotificationCallback = Callable[[str, Any], None]
 Params = Optional[Mapping[str, Any]]
 
 _DEFAULT = object()  # "use the connection's request_timeout", as opposed to None (no limit)
+_FLUSH_EVERY = 64  # frames a large batch hands to the I/O thread at a time
 _READ_SIZE = 65536
 _READ_BUDGET = 1 << 20  # bytes read per loop turn before writes and deadlines get a look
 _REDIRECTS = (301, 302, 303, 307, 308)
@@ -448,6 +449,8 @@ class _Session:
                     continue
                 futures.append(future)
                 frames.append((protocol.encode_frame(text, key=keys[index]), request_id, deadline))
+                if len(frames) == _FLUSH_EVERY:
+                    flush()  # let the server start on these while the rest are encoded
         finally:
             # Whatever was registered is sent, even if a later call in the batch failed, so
             # no entry is left to time out for nothing.

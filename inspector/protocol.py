@@ -290,7 +290,19 @@ def _refuse_constant(name: str) -> Any:
     raise ValueError(f"{name} is not valid JSON")
 
 
-_decode_json = json.JSONDecoder(parse_constant=_refuse_constant).decode
+_decoder = json.JSONDecoder(parse_constant=_refuse_constant)
+_scan_once = _decoder.scan_once  # type: ignore[attr-defined]
+
+
+def _decode_json(text: str) -> Any:
+    # The C scanner straight away: JSONDecoder.decode() wraps it in two regular-expression
+    # matches for surrounding whitespace, which servers do not send. Text that does not scan
+    # whole in one go takes the full path, which also words the error.
+    try:
+        value, end = _scan_once(text, 0)
+    except StopIteration:
+        return _decoder.decode(text)
+    return value if end == len(text) else _decoder.decode(text)
 
 
 def parse_message(text: str) -> Incoming:

@@ -182,6 +182,15 @@ def _structure_bool(value: Any, _type: Any) -> bool:
     raise _WrongShape(f"expected a boolean, got {_json_type(value)}")
 
 
+# The exact JSON types each scalar field accepts (the strict hooks above, as sets).
+_SCALAR_TYPES: Dict[Any, FrozenSet[type]] = {
+    str: frozenset({str}),
+    int: frozenset({int}),
+    float: frozenset({int, float}),
+    bool: frozenset({bool}),
+}
+
+
 def _require_array(value: Any) -> None:
     # Only a JSON array: cattrs would iterate a string into characters, a dict into its keys.
     if type(value) is not list and type(value) is not tuple:
@@ -210,11 +219,21 @@ def _install_hooks(converter: cattrs.Converter) -> None:
         # cattrs' own Optional hook looks the inner hook up on every call; fetch it once.
         inner_type = next(arg for arg in get_args(type_) if arg is not type(None))
         inner = converter.get_structure_hook(inner_type)
+        accepted = _SCALAR_TYPES.get(inner_type)
 
         def structure_optional(value: Any, _type: Any) -> Any:
             return None if value is None else inner(value, inner_type)
 
-        return structure_optional
+        if accepted is None or detailed:
+            return structure_optional
+
+        def structure_optional_scalar(value: Any, _type: Any) -> Any:
+            # The common case in one call: most optional fields are strings or numbers.
+            if value is None or type(value) in accepted:
+                return value
+            return inner(value, inner_type)  # raises the right message
+
+        return structure_optional_scalar
 
     def tuple_factory(type_: Any) -> StructureHook:
         element_type = get_args(type_)[0]
@@ -223,6 +242,14 @@ def _install_hooks(converter: cattrs.Converter) -> None:
         def structure_tuple(value: Any, _type: Any) -> Tuple[Any, ...]:
             _require_array(value)
             return tuple([element(item, element_type) for item in value])
+
+        accepted = _SCALAR_TYPES.get(element_type)
+
+        def structure_scalar_tuple(value: Any, _type: Any) -> Tuple[Any, ...]:
+            # A list of strings (a palette) checked with one C-level pass, not a call per item.
+            if type(value) is list and set(map(type, value)) <= accepted:  # type: ignore[operator]
+                return tuple(value)
+            return structure_tuple(value, _type)  # raises the right message
 
         def structure_tuple_detailed(value: Any, _type: Any) -> Tuple[Any, ...]:
             # The same, noting the index of each failing element, as cattrs' own hooks do.
@@ -240,7 +267,9 @@ def _install_hooks(converter: cattrs.Converter) -> None:
                 raise IterableValidationError(f"While structuring {type_!r}", errors, type_)
             return tuple(items)
 
-        return structure_tuple_detailed if detailed else structure_tuple
+        if detailed:
+            return structure_tuple_detailed
+        return structure_tuple if accepted is None else structure_scalar_tuple
 
     def model_structure_factory(cls: Any) -> StructureHook:
         overrides = _overrides(cls)

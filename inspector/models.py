@@ -14,6 +14,8 @@ from typing import Any, Dict, Optional, Tuple
 
 import attrs
 
+from inspector.redaction import redact
+
 __all__ = ["DataSource", "Document", "Inspection", "Position", "Widget", "WidgetContainer"]
 
 
@@ -42,6 +44,15 @@ class DataSource:
     url: Optional[str] = None
     range: Optional[str] = None
     extra: Dict[str, Any] = _extra_field()
+
+    def __repr__(self) -> str:
+        # Where it reads, not the SQL; and never a password, which a repr would put in logs.
+        where = "".join(
+            f", {name}={redact(value)!r}"
+            for name, value in (("connection", self.connection), ("url", self.url))
+            if value is not None
+        )
+        return f"DataSource(kind={self.kind!r}{where})"
 
 
 @attrs.frozen

@@ -1,0 +1,1 @@
+"""Integrations of ``inspector`` with frameworks; each needs its framework installed."""

@@ -195,6 +195,8 @@ class Faults:
         notify_every: After every Nth reply also send a ``DocumentChanged`` notification for
             the document the request was about; 0 = off.
         error_for: Object id -> error code: requests for these ids get that error reply.
+        result_for: Object id -> the ``result`` to send for it instead of the real one, e.g.
+            an object of the wrong shape, to see how a client takes a broken reply.
         idle_timeout: Close a connection with code 1001 once it received nothing for this
             many seconds; None = never.
         max_in_flight: Answer 429 to a request that arrives while this many replies of its
@@ -220,6 +222,7 @@ class Faults:
     duplicate_every: int = attrs.field(default=0, validator=_not_negative)
     notify_every: int = attrs.field(default=0, validator=_not_negative)
     error_for: Dict[str, int] = attrs.field(factory=dict)
+    result_for: Dict[str, Any] = attrs.field(factory=dict)
     idle_timeout: Optional[float] = attrs.field(default=None, validator=_not_negative)
     max_in_flight: int = attrs.field(default=0, validator=_not_negative)
     refuse_status: Optional[int] = attrs.field(default=None, validator=_http_status)
@@ -604,6 +607,9 @@ class _DocumentsService:
         if error_code is not None:
             reply = _error_reply(request_id, error_code, "error on purpose", {"id": object_id})
             return request_id, object_id, reply
+        if object_id in self.faults.result_for:
+            result = self.faults.result_for[object_id]
+            return request_id, object_id, {"id": request_id, "result": result}
         try:
             return request_id, object_id, {"id": request_id, "result": handler(params)}
         except _RequestError as exc:

@@ -18,9 +18,12 @@ from inspector import (
     DocumentInspector,
     Inspection,
     InspectorError,
+    ProtocolError,
     RequestTimeout,
     ServerError,
     Widget,
+    from_json,
+    to_json,
 )
 
 
@@ -259,3 +262,50 @@ def test_inspect_command_prints_one_inspection(sample_server: Any) -> None:
     result = run_cli("inspect", "doc-3", "--url", sample_server.url)
     assert result.returncode == 0, result.stderr
     assert json.loads(result.stdout)["document"]["id"] == "doc-3"
+
+
+@pytest.mark.parametrize(
+    "object_id, broken, method, field",
+    [
+        ("doc-1", {"id": "doc-1", "type": "biDashboard", "widgetContainerIds": "doc-1/c1"},
+         "GetDocument", "widgetContainerIds"),
+        ("doc-1/c1", {"id": "doc-1/c1", "widgetIds": [["doc-1/c1/w1"]]},
+         "GetWidgetContainer", "widgetIds[0]"),
+        ("doc-1/c1/w1", {"id": "doc-1/c1/w1", "type": "chart", "dataSources": [{"sql": "x"}]},
+         "GetWidgetProperties", "dataSources[0].kind"),
+        ("doc-1/c2", ["not", "an", "object"], "GetWidgetContainer", None),
+    ],
+)
+def test_reply_of_the_wrong_shape_names_method_object_and_field(
+    sample_server: Any, object_id: str, broken: Any, method: str, field: Any
+) -> None:
+    """A reply of the wrong shape raises ProtocolError naming method, object and wire field."""
+    sample_server.faults.result_for = {object_id: broken}
+    with DocumentInspector(sample_server.url) as inspector:
+        with pytest.raises(ProtocolError) as caught:
+            inspector.inspect("doc-1")
+        message = str(caught.value)
+        assert method in message
+        assert field is None or f"'{field}'" in message
+        if isinstance(broken, dict):
+            assert object_id in message
+        sample_server.faults.result_for = {}
+        assert len(inspector.get_widgets("doc-1")) == 3
+
+
+def test_reply_describing_another_object_is_refused(sample_server: Any) -> None:
+    """A reply whose id is not the one asked for is a ProtocolError, not silently accepted."""
+    sample_server.faults.result_for = {"doc-1/c1/w2": {"id": "doc-1/c1/w1", "type": "chart"}}
+    with DocumentInspector(sample_server.url) as inspector:
+        with pytest.raises(ProtocolError, match="describes"):
+            inspector.get_widgets("doc-1")
+
+
+def test_fields_the_model_does_not_name_are_kept(sample_server: Any) -> None:
+    """Extra wire fields (updatedAt, theme, ...) survive into the models and back to JSON."""
+    with DocumentInspector(sample_server.url) as inspector:
+        report = inspector.inspect("doc-2")
+    assert report.document.extra.get("updatedAt") == "2024-09-30T17:04:11Z"
+    wire = json.loads(to_json(report))
+    assert wire["document"]["theme"] == "light"
+    assert from_json(to_json(report), Inspection) == report

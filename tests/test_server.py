@@ -657,6 +657,15 @@ def test_error_for_answers_that_id_with_the_code(
     assert call(ws, 3, "GetDocument", {"id": "doc-2"})["result"]["id"] == "doc-2"
 
 
+def test_result_for_replaces_that_ids_result(
+    sample_server: SampleServer, ws: websocket.WebSocket
+) -> None:
+    """result_for sends the chosen result (any JSON, shape broken on purpose) for that id."""
+    sample_server.faults.result_for = {"doc-1": ["not", "an", "object"]}
+    assert call(ws, 1, "GetDocument", {"id": "doc-1"})["result"] == ["not", "an", "object"]
+    assert call(ws, 2, "GetDocument", {"id": "doc-2"})["result"]["id"] == "doc-2"
+
+
 def test_faults_changed_while_running_apply_to_the_next_request(
     sample_server: SampleServer, ws: websocket.WebSocket
 ) -> None:

@@ -313,6 +313,11 @@ def _open_once(
     except OSError as exc:
         raise ConnectionFailed(f"cannot connect to {where}: {exc.strerror or exc}") from exc
 
+    # Writes are already batched here; Nagle's algorithm would only hold a follow-up batch
+    # back until the previous one is acknowledged (websocket-client sets the same option on
+    # the sockets it makes itself).
+    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+
     # websocket-client's timeout applies to each socket operation, so a server that trickles
     # one byte at a time could hold the handshake open for ever; this watchdog ends it at the
     # one deadline that covers TLS and the handshake together.

@@ -70,6 +70,8 @@ def main() -> None:
         started = time.monotonic()
         done = 0
         batch_no = 0
+        checkpoint = 0
+        rss_trace: List[str] = []
         while done < args.inspections:
             batch_no += 1
             size = min(args.inspections - done, chooser.choice([1, 1, 5, 10, 20]))
@@ -92,6 +94,9 @@ def main() -> None:
                 outcomes["exact" if got == want else "inexact"] += 1
             if chooser.random() < 0.08:
                 time.sleep(0.5)  # long enough for the server's idle close
+            if done // 100 > checkpoint:
+                checkpoint = done // 100
+                rss_trace.append(f"{done}: {rss_mib():.1f}")
         elapsed = time.monotonic() - started
         end_threads, end_rss = threading.active_count(), rss_mib()
         stats = inspector.stats
@@ -107,7 +112,8 @@ def main() -> None:
           f"{stats.resent_after_silence} after silence, {stats.resent_after_busy} after 429")
     print(f"threads: {start_threads} at the start, {end_threads} at the end, "
           f"{closed_threads} after close()")
-    print(f"RSS: {start_rss:.1f} MiB at the start, {end_rss:.1f} MiB at the end")
+    print(f"RSS: {start_rss:.1f} MiB at the start, {end_rss:.1f} MiB at the end; "
+          f"by inspections done: {', '.join(rss_trace)} MiB")
 
 
 if __name__ == "__main__":

@@ -15,23 +15,13 @@ import time
 from typing import Any, Callable, Dict, List
 
 from inspector.models import Widget
+from inspector.sample_catalog import load_catalog
 from inspector.serialization import from_wire
 
-# PROTOCOL.md's example widget: two data sources and one field this client does not know.
+# PROTOCOL.md's example widget, as the sample catalog holds it (two data sources), plus one
+# field this client does not know.
 WIDGET_REPLY: Dict[str, Any] = {
-    "id": "doc-1/c1/w1",
-    "type": "chart",
-    "title": "Revenue by region",
-    "palette": ["#1f77b4", "#ff7f0e"],
-    "fontSize": 12,
-    "dataSources": [
-        {
-            "kind": "database",
-            "connection": "postgresql://warehouse.internal:5432/sales",
-            "sql": "SELECT region, SUM(amount) FROM orders GROUP BY region",
-        },
-        {"kind": "spreadsheet", "url": "https://sheets.example.com/d/8f2a", "range": "A1:D40"},
-    ],
+    **(load_catalog().widget("doc-1/c1/w1") or {}),
     "refreshSeconds": 300,
 }
 

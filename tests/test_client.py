@@ -5,15 +5,14 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
-import threading
 import time
 from typing import Any, Dict, List, Tuple
 
 import pytest
+from support import expected_layout, layout_of, run_threads
 
 from inspector import (
     ClientClosed,
-    Connection,
     Document,
     DocumentInspector,
     Inspection,
@@ -25,27 +24,6 @@ from inspector import (
     from_json,
     to_json,
 )
-
-
-def expected_layout(url: str, document_id: str) -> List[Tuple[str, str]]:
-    """(widget id, first container id) in document order, found one request at a time."""
-    with Connection(url) as conn:
-        document = conn.call("GetDocument", {"id": document_id})
-        layout: List[Tuple[str, str]] = []
-        seen = set()
-        for container_id in document.get("widgetContainerIds") or []:
-            container = conn.call("GetWidgetContainer", {"id": container_id})
-            widget_ids = container.get("widgetIds") or [container["widgetId"]]
-            for widget_id in widget_ids:
-                if widget_id not in seen:
-                    seen.add(widget_id)
-                    layout.append((widget_id, container_id))
-        return layout
-
-
-def layout_of(widgets: List[Widget]) -> List[Tuple[str, str]]:
-    """(id, container_id) of each widget."""
-    return [(w.id, w.container_id or "") for w in widgets]
 
 
 def test_widgets_come_in_document_order_whatever_the_reply_order(sample_server: Any) -> None:
@@ -197,11 +175,7 @@ def test_16_threads_share_one_inspector(sample_server: Any) -> None:
                 if got != expected[document_id]:
                     errors.append(f"{n}: {document_id} differs")
 
-        threads = [threading.Thread(target=worker, args=(n,)) for n in range(16)]
-        for thread in threads:
-            thread.start()
-        for thread in threads:
-            thread.join()
+        run_threads(worker, 16)
     assert errors == []
 
 

@@ -12,11 +12,12 @@ import textwrap
 import threading
 import time
 from concurrent.futures import Future
-from typing import Any, Callable, Dict, List, Tuple
+from typing import Any, Dict, List, Tuple
 
 import pytest
 import trustme
 from raw_servers import free_port, raw_server
+from support import run_threads, wait_until
 
 from inspector import (
     ClientClosed,
@@ -31,16 +32,6 @@ from inspector import (
 from inspector.server import Faults, run_sample_server
 
 TOKEN = "tok-9f3e-very-secret"
-
-
-def wait_until(predicate: Callable[[], bool], timeout: float = 10.0) -> bool:
-    """Poll ``predicate`` until it holds or ``timeout`` passes; return its last value."""
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            return predicate()
-        time.sleep(0.01)
-    return True
 
 
 def generated(tag: str) -> Dict[str, str]:
@@ -69,11 +60,7 @@ def test_4000_requests_from_8_threads_each_reach_their_caller(sample_server: Any
                 if result["id"] != f"gen-1x1-{tag}":
                     errors.append(f"{tag} got {result['id']}")
 
-        threads = [threading.Thread(target=worker, args=(n,)) for n in range(8)]
-        for thread in threads:
-            thread.start()
-        for thread in threads:
-            thread.join()
+        run_threads(worker, 8)
         assert errors == []
         assert conn.stats.replies == 4000
         assert conn.pending == 0
@@ -135,7 +122,7 @@ def test_notifications_reach_subscribers_until_unsubscribed(sample_server: Any) 
         assert seen == [("DocumentChanged", {"id": "doc-1"})]
         unsubscribe()
         sample_server.notify("DocumentChanged", {"id": "doc-2"})
-        assert wait_until(lambda: conn.stats.notifications == 2)
+        wait_until(lambda: conn.stats.notifications == 2)
         conn.call("ListDocuments")
         assert seen == [("DocumentChanged", {"id": "doc-1"})]
 
@@ -223,14 +210,14 @@ def test_unknown_duplicate_and_late_replies_are_counted(sample_server: Any) -> N
     faults.duplicate_every = 1
     with Connection(sample_server.url) as conn:
         assert conn.call("GetDocument", {"id": "doc-1"})["id"] == "doc-1"
-        assert wait_until(lambda: conn.stats.unmatched >= 2)  # the unknown id and the copy
+        wait_until(lambda: conn.stats.unmatched >= 2)  # the unknown id and the copy
         faults.junk_every = 0
         faults.duplicate_every = 0
         faults.latency = 0.5
         before = conn.stats.unmatched
         with pytest.raises(RequestTimeout):
             conn.call("GetDocument", {"id": "doc-1"}, timeout=0.05)
-        assert wait_until(lambda: conn.stats.unmatched == before + 1)
+        wait_until(lambda: conn.stats.unmatched == before + 1)
         faults.latency = 0
         assert conn.call("GetDocument", {"id": "doc-2"})["id"] == "doc-2"
 
@@ -283,7 +270,7 @@ def test_loss_fails_every_waiting_request_at_once(sample_server: Any) -> None:
     sample_server.faults.silent_ids = frozenset({"doc-silent"})
     with Connection(sample_server.url, request_timeout=60) as conn:
         futures = [conn.request("GetDocument", {"id": "doc-silent"}) for _ in range(20)]
-        assert wait_until(lambda: sample_server.stats.requests >= 20)
+        wait_until(lambda: sample_server.stats.requests >= 20)
         sample_server.drop_connections()
         for future in futures:
             error = future.exception(10)
@@ -301,7 +288,7 @@ def test_server_close_frame_ends_the_connection(sample_server: Any) -> None:
     """A close frame from the server (idle timeout, 1001) makes later calls fail at once."""
     sample_server.faults.idle_timeout = 0.2
     with Connection(sample_server.url) as conn:
-        assert wait_until(lambda: not conn.is_open)
+        wait_until(lambda: not conn.is_open)
         with pytest.raises(ConnectionLost, match="1001"):
             conn.call("GetDocument", {"id": "doc-1"})
 
@@ -311,7 +298,7 @@ def test_oversized_message_fails_waiting_requests_with_protocol_error(sample_ser
     sample_server.faults.silent_ids = frozenset({"doc-silent"})
     with Connection(sample_server.url, max_message_size=1000) as conn:
         future = conn.request("GetDocument", {"id": "doc-silent"})
-        assert wait_until(lambda: sample_server.stats.requests >= 1)
+        wait_until(lambda: sample_server.stats.requests >= 1)
         sample_server.send_raw("x" * 5000)
         assert isinstance(future.exception(10), ProtocolError)
         assert "max_message_size" in str(future.exception())
@@ -384,7 +371,7 @@ def test_ctrl_c_interrupts_a_blocking_call_and_connection_stays_usable(sample_se
     try:
         assert child.stdout is not None
         assert child.stdout.readline().strip() == "waiting"
-        assert wait_until(lambda: sample_server.stats.requests >= 1)
+        wait_until(lambda: sample_server.stats.requests >= 1)
         child.send_signal(signal.SIGINT)
         started = time.monotonic()
         assert child.stdout.readline().strip() == "interrupted"
@@ -545,11 +532,7 @@ def test_wss_with_8_concurrent_callers_loses_nothing(
                     if future.result(60)["id"] != f"gen-1x1-s{n}x{i}":
                         errors.append(f"request {n}/{i}")
 
-            threads = [threading.Thread(target=worker, args=(n,)) for n in range(8)]
-            for thread in threads:
-                thread.start()
-            for thread in threads:
-                thread.join()
+            run_threads(worker, 8)
             assert errors == []
             assert conn.stats.replies == 8 * 200
 

@@ -24,6 +24,7 @@ from typing import Any, Callable, Dict, Iterator, List, Optional, Tuple, Union
 import pytest
 import trustme
 import websocket
+from support import wait_until
 
 from inspector.server import (
     JUNK_KINDS,
@@ -110,15 +111,6 @@ def result_of(ws: websocket.WebSocket, method: str, object_id: str) -> JSONObjec
     assert "result" in reply, reply
     result: JSONObject = reply["result"]
     return result
-
-
-def wait_until(predicate: Callable[[], bool], timeout: float = 10.0) -> None:
-    """Poll until predicate() is true, failing after timeout seconds."""
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            pytest.fail("condition not reached in time")
-        time.sleep(0.01)
 
 
 @contextlib.contextmanager

@@ -7,11 +7,12 @@ import ssl
 import sys
 import threading
 import time
-from typing import Any, Callable, Dict, List, Tuple
+from typing import Any, Dict, List, Tuple
 
 import pytest
 import trustme
 from raw_servers import proxy_to
+from support import expected_layout, layout_of, run_threads, wait_until
 
 from inspector import (
     Connection,
@@ -19,33 +20,16 @@ from inspector import (
     ConnectionLost,
     DocumentInspector,
     InspectorError,
-    Widget,
 )
 from inspector.server import Faults, run_sample_server
 
 TOKEN = "tok-staying-up-secret"
 
 
-def wait_until(predicate: Callable[[], bool], timeout: float = 10.0) -> bool:
-    """Poll ``predicate`` until it holds or ``timeout`` passes; return its last value."""
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            return predicate()
-        time.sleep(0.01)
-    return True
-
-
-def expected_layout(document_id: str) -> List[Tuple[str, str]]:
+def clean_layout(document_id: str) -> List[Tuple[str, str]]:
     """(widget id, container id) of a document, from a fault-free server."""
     with run_sample_server() as clean:
-        with DocumentInspector(clean.url) as inspector:
-            return layout_of(inspector.get_widgets(document_id))
-
-
-def layout_of(widgets: List[Widget]) -> List[Tuple[str, str]]:
-    """(id, container_id) of each widget."""
-    return [(w.id, w.container_id or "") for w in widgets]
+        return expected_layout(clean.url, document_id)
 
 
 # --- 1. keepalive -------------------------------------------------------------------------
@@ -72,7 +56,7 @@ def test_inspector_reopens_after_a_half_open_connection(sample_server: Any) -> N
             first = inspector.connection
             assert inspector.get_widgets("doc-1")
             proxy.frozen.set()
-            assert wait_until(lambda: not first.is_open)
+            wait_until(lambda: not first.is_open)
             proxy.frozen.clear()
             assert [w.id for w in inspector.get_widgets("doc-1")][0] == "doc-1/c1/w1"
             assert inspector.connection is not first
@@ -86,8 +70,8 @@ def test_connection_closed_while_idle_is_reopened_unnoticed(sample_server: Any) 
     sample_server.faults.idle_timeout = 0.2
     with DocumentInspector(sample_server.url) as inspector:
         assert inspector.get_widgets("doc-1")
-        assert wait_until(lambda: sample_server.stats.idle_closes >= 1)
-        assert len(inspector.get_widgets("doc-1")) == len(expected_layout("doc-1"))
+        wait_until(lambda: sample_server.stats.idle_closes >= 1)
+        assert len(inspector.get_widgets("doc-1")) == len(clean_layout("doc-1"))
         assert sample_server.stats.connections_opened == 2
 
 
@@ -97,7 +81,7 @@ def test_connection_closed_while_idle_is_reopened_unnoticed(sample_server: Any) 
 @pytest.mark.timeout(120)
 def test_drops_every_300_requests_lose_no_widget(sample_server: Any) -> None:
     """A 1,000-widget document completes exactly though the connection drops every 300."""
-    expected = expected_layout("gen-20x50")
+    expected = clean_layout("gen-20x50")
     sample_server.faults.drop_after = 300
     with DocumentInspector(sample_server.url, timeout=60) as inspector:
         widgets = inspector.get_widgets("gen-20x50")
@@ -112,7 +96,7 @@ def test_drops_every_300_requests_lose_no_widget(sample_server: Any) -> None:
 @pytest.mark.timeout(120)
 def test_unanswered_requests_are_sent_again(sample_server: Any) -> None:
     """With every 50th request unanswered, the inspection still completes exactly."""
-    expected = expected_layout("gen-10x20")
+    expected = clean_layout("gen-10x20")
     sample_server.faults.silent_every = 50
     with DocumentInspector(sample_server.url, request_timeout=0.3, timeout=60) as inspector:
         widgets = inspector.get_widgets("gen-10x20")
@@ -127,7 +111,7 @@ def test_unanswered_requests_are_sent_again(sample_server: Any) -> None:
 @pytest.mark.timeout(120)
 def test_429_from_a_server_allowing_20_in_flight_is_retried(sample_server: Any) -> None:
     """A 400-widget document against a 20-in-flight server completes; 429s are retried."""
-    expected = expected_layout("gen-20x20")
+    expected = clean_layout("gen-20x20")
     sample_server.faults.max_in_flight = 20
     sample_server.faults.latency = 0.005
     with DocumentInspector(sample_server.url, timeout=60, backoff=0.01) as inspector:
@@ -178,7 +162,7 @@ def test_drop_then_refused_reopen_gives_up_within_timeout(sample_server: Any) ->
         assert inspector.get_widgets("doc-1")
         sample_server.faults.refuse_status = 503
         sample_server.drop_connections()
-        assert wait_until(lambda: not inspector._connection or not inspector._connection.is_open)
+        wait_until(lambda: not inspector._connection or not inspector._connection.is_open)
         started = time.monotonic()
         with pytest.raises(InspectorError):
             inspector.get_widgets("doc-1", timeout=1.0)
@@ -205,7 +189,7 @@ def test_wss_with_a_custom_ca_and_8_callers_loses_nothing(
 ) -> None:
     """Over wss with a custom CA, 8 threads inspecting at once get exactly their widgets."""
     server_context, client_context = tls_pair
-    expected = {d: expected_layout(d) for d in ("doc-1", "doc-2", "gen-10x10")}
+    expected = {d: clean_layout(d) for d in ("doc-1", "doc-2", "gen-10x10")}
     with run_sample_server(ssl_context=server_context) as server:
         server.faults.jitter = 0.002
         errors: List[str] = []
@@ -217,11 +201,7 @@ def test_wss_with_a_custom_ca_and_8_callers_loses_nothing(
                     if layout_of(inspector.get_widgets(document_id)) != expected[document_id]:
                         errors.append(f"{n}/{round_no} {document_id}")
 
-            threads = [threading.Thread(target=worker, args=(n,)) for n in range(8)]
-            for thread in threads:
-                thread.start()
-            for thread in threads:
-                thread.join()
+            run_threads(worker, 8)
         assert errors == []
 
 

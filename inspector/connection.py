@@ -13,7 +13,9 @@ Design, and why:
 * Callers never touch the socket. ``request()`` encodes the frame in the caller's thread,
   registers a Future under the request id, appends the frame to a queue and wakes the I/O thread
   through a socketpair. The I/O thread writes whatever is queued in one ``send``, so requests
-  that go out together share a write.
+  that go out together share a write. The socket has TCP_NODELAY: writes are batched already,
+  and Nagle's algorithm would hold each later batch until the previous one is acknowledged
+  (measured: 30% slower inspections of small documents at 2 ms latency).
 * The I/O thread waits in ``select`` on the socket and the wake-up pair, so nothing ever blocks
   in ``recv()``: ``close()`` needs no ``shutdown()`` to wake it (websocket-client's own close
   from another thread hangs while its reader sits in ``recv()``; shutting the socket down is
@@ -21,8 +23,8 @@ Design, and why:
   time).
 * The I/O thread routes and does nothing else: parse, look the id up, resolve the Future. Work
   that follows a reply belongs to whoever waits on the Future.
-* Each request carries a deadline, kept by the I/O thread in a heap, so a request nobody waits
-  on still fails on time and its entry is removed.
+* Each request carries a deadline, watched by the I/O thread (``_Deadlines``), so a request
+  nobody waits on still fails on time and its entry is removed.
 * When the connection ends for any reason, every waiting request fails at once with the same
   kind of error, chained from the cause, and every later request fails at once.
 

@@ -269,6 +269,7 @@ class DocumentInspector:
             **connection_options,
         )
         self.connect_timeout = connect_timeout
+        self.request_timeout = request_timeout
         self.stats = InspectorStats()
         self._closed = False
         self._set_up_process_state()
@@ -390,14 +391,36 @@ class DocumentInspector:
     def list_documents(self, *, timeout: Any = ...) -> List[str]:
         """Return the ids of every document the caller may read (``ListDocuments``).
 
+        Sent again, like an inspection's requests, after a lost connection, silence or a busy
+        reply, within ``timeout``.
+
         Raises:
             ServerError: the server does not offer ``ListDocuments`` (400) or failed.
             ProtocolError: the reply is not ``{"documentIds": [str, ...]}``.
+            RequestTimeout, ConnectionLost, ConnectionFailed: as for ``inspect()``.
         """
         self._check_open()
         limit = self.timeout if timeout is ... else timeout
         deadline = None if limit is None else time.monotonic() + limit
-        result = self._connect(deadline).call(_LIST_DOCUMENTS, {}, timeout=limit)
+        attempt = 0
+        while True:
+            attempt += 1
+            wait = self.request_timeout
+            if deadline is not None:
+                left = max(deadline - time.monotonic(), 0.0)
+                wait = left if wait is None else min(wait, left)
+            try:
+                result = self._connect(deadline).call(_LIST_DOCUMENTS, {}, timeout=wait)
+                break
+            except (ConnectionLost, RequestTimeout, ServerError) as error:
+                busy = isinstance(error, ServerError)
+                if busy and not error.retryable:  # type: ignore[union-attr]
+                    raise
+                delay = self._backoff_delay(attempt - 1) if busy else 0.0
+                out_of_time = deadline is not None and time.monotonic() + delay >= deadline
+                if attempt > (self.busy_retries if busy else self.retries) or out_of_time:
+                    raise
+                time.sleep(delay)  # the caller's own thread, waiting for its own answer
         ids = result.get("documentIds") if isinstance(result, dict) else None
         if not isinstance(ids, list) or not all(isinstance(i, str) for i in ids):
             raise ProtocolError(

@@ -282,3 +282,17 @@ def test_fault_injection_summary_is_deterministic_enough(sample_server: Any) -> 
 
 if sys.platform == "win32":  # pragma: no cover
     pytestmark = pytest.mark.skip(reason="POSIX sockets and fork")
+
+
+def test_list_documents_is_sent_again_after_silence(sample_server: Any) -> None:
+    """ListDocuments unanswered at first is sent again and then succeeds."""
+    sample_server.faults.silent_every = 1  # every request, until the timer lifts it
+    with DocumentInspector(sample_server.url, request_timeout=0.2) as inspector:
+        lifted = threading.Timer(0.3, lambda: setattr(sample_server.faults, "silent_every", 0))
+        lifted.start()
+        try:
+            assert "doc-1" in inspector.list_documents(timeout=10)
+        finally:
+            lifted.cancel()
+            lifted.join()
+        assert inspector.connection.stats.timeouts >= 1

@@ -56,7 +56,7 @@ from typing import (
 
 import attrs
 
-from inspector.connection import Connection, redact_url
+from inspector.connection import Connection
 from inspector.exceptions import (
     ClientClosed,
     ConnectionFailed,
@@ -67,6 +67,7 @@ from inspector.exceptions import (
     ServerError,
 )
 from inspector.models import Document, Inspection, Widget, WidgetContainer
+from inspector.redaction import redact_url
 from inspector.serialization import from_wire
 
 __all__ = ["DocumentInspector", "InspectorStats"]

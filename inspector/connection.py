@@ -78,6 +78,7 @@ from inspector.exceptions import (
     RequestTimeout,
     ServerError,
 )
+from inspector.redaction import redact_url
 
 __all__ = ["Connection", "ConnectionStats"]
 
@@ -200,16 +201,6 @@ class _Deadlines:
 def _describe_target(method: str, params: Params) -> str:
     target = params.get("id") if isinstance(params, Mapping) else None
     return f"{method} {target!r}" if isinstance(target, str) else method
-
-
-def redact_url(url: str) -> str:
-    """Return ``url`` without user info, query or fragment, which may hold secrets."""
-    parts = urlsplit(url)
-    host = parts.hostname or ""
-    if ":" in host:
-        host = f"[{host}]"
-    port = f":{parts.port}" if parts.port else ""
-    return f"{parts.scheme}://{host}{port}{parts.path}"
 
 
 # --- opening ------------------------------------------------------------------------------

@@ -12,6 +12,10 @@ are handled, in one pass each:
   ``pwd``, ``secret``, ``token``, ``api_key``, and keys ending in one, e.g. ``db_password``) is
   replaced, whether bare, quoted or in braces.
 
+The endpoint the client itself talks to is shown, in logs, reprs and errors, by
+:func:`redact_url`: its scheme, host, port and path only, since user info and the query string
+(``?access_token=...``) are the places a URL carries credentials.
+
 This module depends on nothing else in the package, so the models can use it for their reprs.
 """
 
@@ -20,7 +24,7 @@ from __future__ import annotations
 import re
 from urllib.parse import urlsplit
 
-__all__ = ["REDACTED", "redact"]
+__all__ = ["REDACTED", "redact", "redact_url"]
 
 #: What a secret is replaced with.
 REDACTED = "REDACTED"
@@ -70,3 +74,16 @@ def _redact_setting(match: re.Match[str]) -> str:
     if not match.group("value"):
         return match.group(0)  # an empty value hides nothing
     return f"{match.group('key')}{match.group('equals')}{REDACTED}"
+
+
+def redact_url(url: str) -> str:
+    """Return an endpoint URL without user info, query or fragment, which may hold secrets."""
+    parts = urlsplit(url)
+    host = parts.hostname or ""
+    if ":" in host:
+        host = f"[{host}]"
+    try:
+        port = f":{parts.port}" if parts.port else ""
+    except ValueError:  # a port that is not a number: show none rather than fail
+        port = ""
+    return f"{parts.scheme}://{host}{port}{parts.path}"

@@ -99,19 +99,24 @@ logger = logging.getLogger(__name__)
 
 
 class _RedactSecrets(logging.Filter):
-    """Keep tokens out of the log: websockets logs every handshake header at DEBUG."""
+    """Keep tokens out of the log: websockets logs the request line and every handshake header
+    at DEBUG, and a client may carry a token in either (``?access_token=...``)."""
 
     _SECRET_HEADERS = frozenset({"authorization", "proxy-authorization", "cookie"})
 
     def filter(self, record: logging.LogRecord) -> bool:
         args = record.args
+        if not isinstance(args, tuple):
+            return True
         if (
             record.msg in ("< %s: %s", "> %s: %s")
-            and isinstance(args, tuple)
             and len(args) == 2
             and str(args[0]).lower() in self._SECRET_HEADERS
         ):
             record.args = (args[0], "[redacted]")
+        elif record.msg == "< %s %s %s" and len(args) == 3 and "?" in str(args[1]):
+            path = str(args[1]).partition("?")[0]
+            record.args = (args[0], f"{path}?[redacted]", args[2])
         return True
 
 

@@ -619,3 +619,17 @@ def test_future_callback_runs_on_io_thread_and_cannot_wait_for_slot(sample_serve
         slow.add_done_callback(on_done)
         assert done.wait(10)
         assert outcome and "I/O thread" in str(outcome[0])
+
+
+def test_credentials_in_the_url_stay_out_of_repr_and_thread_names(
+    sample_server: Any, caplog: pytest.LogCaptureFixture
+) -> None:
+    """User info and a query string in the endpoint URL show in no repr, log or thread name."""
+    url = sample_server.url.replace("ws://", "ws://someone:pa55word@") + "/api?access_token=SeCrEt"
+    with caplog.at_level(logging.DEBUG, logger="inspector"):
+        with Connection(url) as conn:
+            assert conn.call("GetDocument", {"id": "doc-1"})["id"] == "doc-1"
+            shown = [repr(conn)] + [t.name for t in threading.enumerate()]
+    shown += [r.getMessage() for r in caplog.records]
+    assert not any("SeCrEt" in text or "pa55word" in text for text in shown)
+    assert any("/api" in text for text in shown)

@@ -283,3 +283,18 @@ def test_fields_the_model_does_not_name_are_kept(sample_server: Any) -> None:
     wire = json.loads(to_json(report))
     assert wire["document"]["theme"] == "light"
     assert from_json(to_json(report), Inspection) == report
+
+
+def test_script_that_never_closes_the_inspector_still_exits(sample_server: Any) -> None:
+    """A script that forgets close() on a DocumentInspector exits on its own, cleanly."""
+    child = subprocess.run(
+        [sys.executable, "-c",
+         "import sys\n"
+         "from inspector import DocumentInspector\n"
+         "di = DocumentInspector(sys.argv[1])\n"
+         "print(len(di.get_widgets('gen-20x20')))\n",
+         sample_server.url],
+        capture_output=True, text=True, timeout=30,
+    )
+    assert (child.returncode, child.stdout.strip()) == (0, "400")
+    assert "Traceback" not in child.stderr

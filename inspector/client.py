@@ -288,6 +288,9 @@ class DocumentInspector:
         self._arrived: Deque[Tuple[_Call, Future[Any]]] = deque()
         self._drain_lock = threading.Lock()
         self._draining = False
+        # Requests waiting for room in the in-flight window, oldest first.
+        self._backlog: Deque[_Call] = deque()
+        self._send_lock = threading.Lock()
         self._retry_timer: Optional[_RetryTimer] = None
         self._retry_timer_lock = threading.Lock()
         # Additive increase, multiplicative decrease of the in-flight window on 429.
@@ -304,6 +307,13 @@ class DocumentInspector:
 
     def __exit__(self, *exc_info: object) -> None:
         self.close()
+
+    @property
+    def in_flight_window(self) -> Optional[int]:
+        """How many requests the inspector keeps in flight now: ``max_in_flight``, or less
+        after 429 replies or a connection lost under load (it grows back as replies succeed).
+        """
+        return self._window
 
     @property
     def connection(self) -> Connection:
@@ -478,9 +488,9 @@ class DocumentInspector:
                 raise ClientClosed("Cannot use a closed DocumentInspector")
             if connection is not None:
                 connection.close()  # lost already: this only joins its I/O thread
+            # The in-flight window learned on the old connection carries over: a server that
+            # was busy, or dropped connections under load, is the same server.
             self._connection = self._open_with_backoff(deadline)
-            self._window = self.max_in_flight
-            self._throttled = False
             return self._connection
 
     def _open_with_backoff(self, deadline: Optional[float]) -> Connection:
@@ -527,36 +537,75 @@ class DocumentInspector:
         self._send([_Call(job, _GET_DOCUMENT, document_id)])
         return job
 
-    def _send(self, calls: List[_Call]) -> None:
-        """Send requests in one write; their replies come back through ``_arrive``.
+    def _send(self, calls: List[_Call], *, oldest: bool = False) -> None:
+        """Queue requests, then send as many as the in-flight window lets through.
 
         Each call must already be counted in its job's ``outstanding``: a reply may arrive
-        before this returns. A failure to send goes through the same retry decision as a
-        failed reply.
+        before this returns.
+
+        Args:
+            calls: The requests, in the order they should go out.
+            oldest: They are older than what is queued (retries): they go first.
         """
-        calls = [call for call in calls if not call.job.ended]
-        if not calls:
-            return
+        if oldest:
+            self._backlog.extendleft(reversed(calls))
+        else:
+            self._backlog.extend(calls)
+        self._pump()
+
+    def _pump(self) -> None:
+        """Send queued requests while the window has room, in one write per batch.
+
+        The window is kept here rather than by blocking in ``request_many()``: no thread
+        waits for a slot, and a request is handed to the connection only when it can go out
+        at once, so a connection that dies takes with it only requests that were sent, and
+        only those spend an attempt. Whatever cannot go now goes from the next drain, when
+        replies have freed room.
+        """
+        backlog = self._backlog
+        with self._send_lock:
+            while backlog:
+                calls = [call for call in backlog if not call.job.ended]
+                if not calls:
+                    backlog.clear()  # their jobs failed or timed out meanwhile
+                    return
+                # Reopening may take as long as the most patient of the waiting jobs allows.
+                deadlines = [call.job.deadline for call in calls]
+                deadline = None if None in deadlines else max(filter(None, deadlines))
+                try:
+                    connection = self._connect(deadline)
+                except InspectorError as error:
+                    backlog.clear()
+                    self._fail_calls(calls, error)
+                    return
+                room = len(backlog) if self._window is None else self._window - connection.pending
+                if room <= 0:
+                    return  # replies will make room, and the drain that takes them pumps
+                batch: List[_Call] = []
+                while backlog and len(batch) < room:
+                    call = backlog.popleft()
+                    if not call.job.ended:
+                        batch.append(call)
+                if not batch:
+                    continue
+                requests = []
+                callbacks = []
+                arrive = self._arrive
+                for call in batch:
+                    call.attempt += 1
+                    requests.append((call.method, {"id": call.object_id}))
+                    callbacks.append(functools.partial(arrive, call))
+                try:
+                    connection.request_many(requests, callbacks=callbacks)
+                except InspectorError as error:  # none of the batch went out
+                    self._fail_calls(batch, error)
+
+    def _fail_calls(self, calls: List[_Call], error: InspectorError) -> None:
+        """Report ``error`` for calls that could not be sent, as a failed reply would be."""
+        failed: Future[Any] = Future()
+        failed.set_exception(error)
         for call in calls:
-            call.attempt += 1
-        deadlines = [call.job.deadline for call in calls]
-        deadline = None if None in deadlines else max(d for d in deadlines if d is not None)
-        try:
-            connection = self._connect(deadline)
-            if self._window != connection.max_in_flight:
-                connection.max_in_flight = self._window
-            requests = []
-            callbacks = []
-            arrive = self._arrive
-            for call in calls:
-                requests.append((call.method, {"id": call.object_id}))
-                callbacks.append(functools.partial(arrive, call))
-            connection.request_many(requests, callbacks=callbacks)
-        except InspectorError as error:
-            failed: Future[Any] = Future()
-            failed.set_exception(error)
-            for call in calls:
-                self._arrive(call, failed)
+            self._arrive(call, failed)
 
     def _arrive(self, call: _Call, future: Future[Any]) -> None:
         # On the I/O thread: queue the reply, and make sure a drain is running. Nothing more.
@@ -585,12 +634,14 @@ class DocumentInspector:
             follow_ups: List[_Call] = []
             retry_now: List[_Call] = []
             retry_later: Dict[float, List[_Call]] = {}
+            lost = 0
             for _ in range(len(arrived)):
                 call, future = arrived.popleft()
                 job = call.job
                 try:
                     self._handle(call, future, follow_ups)
                 except InspectorError as error:
+                    lost += isinstance(error, ConnectionLost)
                     delay = self._retry_delay(call, error)
                     if delay is None:
                         job.fail(error)
@@ -603,8 +654,16 @@ class DocumentInspector:
                     job.fail(InspectorError(
                         f"internal error handling {call.method} {call.object_id!r}"
                     ))
-            if follow_ups or retry_now:
-                self._send(retry_now + follow_ups)  # the oldest first
+            if lost:
+                # A connection that dropped with this many requests in flight may drop again
+                # under the same load (a proxy's request limit, say): send fewer at a time.
+                self._cut_window(lost, f"connection lost with {lost} requests in flight")
+            if retry_now:
+                self._backlog.extendleft(reversed(retry_now))  # older than anything queued
+            if follow_ups:
+                self._backlog.extend(follow_ups)
+            if self._backlog:
+                self._pump()  # this round's replies made room
             for delay, calls in retry_later.items():
                 self._schedule(delay, calls)
             with self._drain_lock:
@@ -628,8 +687,8 @@ class DocumentInspector:
         if isinstance(error, ServerError):
             if not error.retryable or call.attempt > self.busy_retries:
                 return None
-            if error.code == 429:
-                self._cut_window()
+            if error.code == 429 and self._connection is not None:
+                self._cut_window(self._connection.pending + 1, "server busy (429)")
             delay = self._backoff_delay(call.attempt - 1)
             self.stats.resent_after_busy += 1
         elif isinstance(error, (ConnectionLost, RequestTimeout)) or (
@@ -653,21 +712,23 @@ class DocumentInspector:
     def _schedule(self, delay: float, calls: List[_Call]) -> None:
         with self._retry_timer_lock:
             if self._retry_timer is None:
-                self._retry_timer = _RetryTimer(self._send)
+                self._retry_timer = _RetryTimer(functools.partial(self._send, oldest=True))
         self._retry_timer.schedule(delay, calls)
 
-    def _cut_window(self) -> None:
-        # Halve at most once per round: only after a success since the last cut, so that the
-        # many 429s of one burst count as one signal.
-        connection = self._connection
-        if connection is None or (self._throttled and not self._successes_since_cut):
+    def _cut_window(self, in_flight: int, reason: str) -> None:
+        """Halve the requests kept in flight, given how many were in flight at the signal.
+
+        At most once per round: only after a success since the last cut, so that the many
+        429s of one burst, or the many requests one lost connection takes with it, count as
+        one signal.
+        """
+        if self._throttled and not self._successes_since_cut:
             return
-        in_flight = connection.pending + 1
         current = self._window if self._window is not None else in_flight
         self._window = max(1, min(current, in_flight) // 2)
         self._throttled = True
         self._successes_since_cut = 0
-        logger.info("server busy (429): keeping at most %d requests in flight", self._window)
+        logger.info("%s: keeping at most %d requests in flight", reason, self._window)
 
     def _note_success(self) -> None:
         self._successes_since_cut += 1

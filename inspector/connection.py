@@ -523,13 +523,9 @@ class _Session:
     def _add_pending(
         self, request_id: int, entry: _Request, before_waiting: Callable[[], None]
     ) -> None:
+        limit = self.max_in_flight
         with self._lock:
-            # The limit is read afresh each turn: the owner may lower or raise it meanwhile.
-            while (
-                (limit := self.max_in_flight) is not None
-                and len(self._pending) >= limit
-                and self._failure is None
-            ):
+            while limit is not None and len(self._pending) >= limit and self._failure is None:
                 if self.in_io_thread:
                     # Waiting here would stop the very thread whose replies free a slot.
                     raise InspectorError(
@@ -992,17 +988,8 @@ class Connection:
 
     @property
     def max_in_flight(self) -> Optional[int]:
-        """Requests that may await a reply at once; lower it to back off from a busy server."""
+        """Requests that may await a reply at once; more wait for a slot. None: no limit."""
         return self._session.max_in_flight
-
-    @max_in_flight.setter
-    def max_in_flight(self, limit: Optional[int]) -> None:
-        if limit is not None and limit < 1:
-            raise ValueError("max_in_flight must be at least 1, or None")
-        session = self._session
-        with session._lock:
-            session.max_in_flight = limit
-            session._lock.notify_all()  # a higher limit may let waiting requests through
 
     @property
     def is_open(self) -> bool:

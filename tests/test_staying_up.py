@@ -90,6 +90,18 @@ def test_drops_every_300_requests_lose_no_widget(sample_server: Any) -> None:
     assert sample_server.stats.connections_dropped >= 3
 
 
+@pytest.mark.timeout(120)
+def test_drops_after_fewer_requests_than_in_flight_shrink_the_window(sample_server: Any) -> None:
+    """Dropped every 40 requests with 256 in flight, the inspector sends fewer and completes."""
+    expected = clean_layout("gen-30x10")
+    sample_server.faults.drop_after = 40
+    with DocumentInspector(sample_server.url, timeout=60) as inspector:
+        widgets = inspector.get_widgets("gen-30x10")
+        window = inspector.in_flight_window
+    assert layout_of(widgets) == expected
+    assert window is not None and window < 40
+
+
 # --- 4. silence ---------------------------------------------------------------------------
 
 
@@ -116,7 +128,7 @@ def test_429_from_a_server_allowing_20_in_flight_is_retried(sample_server: Any) 
     sample_server.faults.latency = 0.005
     with DocumentInspector(sample_server.url, timeout=60, backoff=0.01) as inspector:
         widgets = inspector.get_widgets("gen-20x20")
-        window = inspector.connection.max_in_flight
+        window = inspector.in_flight_window
     assert layout_of(widgets) == expected
     assert window is not None and window < 256  # it backed off
 

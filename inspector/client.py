@@ -8,10 +8,16 @@ a done-callback, and the follow-ups are chained on the replies.
 Why replies are handled in bursts: a done-callback runs on the connection's I/O thread, which
 must only route. Handing every reply to the executor as its own task costs a thread hop per
 reply, and that hop, not the wire, becomes the limit (measured at 1.4-1.5x of the three round
-trips). So a callback only appends the reply to one queue and, if no drain is already waiting to
-run, submits one; a drain takes everything queued at that moment, handles it, and sends all the
-follow-ups it found in one ``request_many()`` (one write). Replies that arrive together are
-handled together, and several drains can still run at once on the executor's threads.
+trips). So a callback only appends the reply to one queue and, if no drain is running, submits
+one to the executor; a drain takes everything queued, handles it, and sends the follow-ups it
+found in one ``request_many()`` (one write), round after round until the queue is empty.
+Replies that arrive together are handled together. One drain runs at a time: under the GIL a
+second would only trade the interpreter back and forth with the first.
+
+The requests in flight are bounded by the inspector's own window (``max_in_flight`` to start
+with): what does not fit waits in a backlog, oldest first, and goes out from the next drain, as
+replies make room. So no thread ever waits for a slot, and a request reaches the connection only
+when it can be sent at once.
 
 Results are assembled in document order whatever order the replies came in: containers in the
 document's order, widgets in each container's order, each widget once, attributed to the first
@@ -24,8 +30,10 @@ each a bounded number of times and always inside the call's ``timeout``. A reque
 only once its previous attempt has failed for good (the connection never settles a Future
 twice), and a job keeps one entry per object, so an inspection completes with exactly the
 right widgets, none missing, none twice. Handshakes refused with 401 or 403 are never retried.
-On 429 the inspector also halves how many requests it keeps in flight, and lets the number grow
-back one at a time as replies succeed (additive increase, multiplicative decrease).
+On a 429, or a connection lost with many requests in flight, the inspector also halves its
+window, and lets it grow back one at a time as replies succeed (additive increase,
+multiplicative decrease): a server that is busy, or a proxy that drops connections under load,
+gets fewer requests at once instead of the same burst again.
 """
 
 from __future__ import annotations
@@ -625,8 +633,6 @@ class DocumentInspector:
     def _drain(self) -> None:
         """Handle replies until none are queued, sending each round's follow-ups in one write.
 
-        One drain runs at a time: under the GIL a second one would not handle replies any
-        faster, only trade the interpreter back and forth with the first and the I/O thread.
         While it works, replies pile up in the queue and the next round takes them all.
         """
         arrived = self._arrived

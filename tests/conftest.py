@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import ssl
 import threading
 import time
-from typing import Iterator
+from typing import Iterator, Tuple
 
 import pytest
+import trustme
 
 from inspector.server import SampleServer, run_sample_server
 
@@ -32,3 +34,14 @@ def sample_server() -> Iterator[SampleServer]:
     """A sample documents server on a free port, all faults off; stopped (thread joined) after."""
     with run_sample_server() as server:
         yield server
+
+
+@pytest.fixture
+def tls_pair() -> Tuple[ssl.SSLContext, ssl.SSLContext]:
+    """A server context with a trustme certificate and a client context that trusts it."""
+    ca = trustme.CA()
+    server_context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    ca.issue_cert("127.0.0.1", "localhost").configure_cert(server_context)
+    client_context = ssl.create_default_context()
+    ca.configure_trust(client_context)
+    return server_context, client_context

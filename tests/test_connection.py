@@ -15,7 +15,6 @@ from concurrent.futures import Future
 from typing import Any, Dict, List, Tuple
 
 import pytest
-import trustme
 from raw_servers import free_port, raw_server
 from support import run_threads, wait_until
 
@@ -497,17 +496,6 @@ def test_payloads_are_logged_only_at_debug(
 
 
 # --- 11. TLS under load -------------------------------------------------------------------
-
-
-@pytest.fixture
-def tls_pair() -> Tuple[ssl.SSLContext, ssl.SSLContext]:
-    """A server context with a trustme certificate and a client context that trusts it."""
-    ca = trustme.CA()
-    server_context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-    ca.issue_cert("127.0.0.1", "localhost").configure_cert(server_context)
-    client_context = ssl.create_default_context()
-    ca.configure_trust(client_context)
-    return server_context, client_context
 
 
 @pytest.mark.timeout(120)

@@ -10,7 +10,6 @@ import time
 from typing import Any, Dict, List, Tuple
 
 import pytest
-import trustme
 from raw_servers import proxy_to
 from support import expected_layout, layout_of, run_threads, wait_until
 
@@ -182,17 +181,6 @@ def test_drop_then_refused_reopen_gives_up_within_timeout(sample_server: Any) ->
 
 
 # --- 6. TLS -------------------------------------------------------------------------------
-
-
-@pytest.fixture
-def tls_pair() -> Tuple[ssl.SSLContext, ssl.SSLContext]:
-    """A server context with a trustme certificate and a client context that trusts it."""
-    ca = trustme.CA()
-    server_context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-    ca.issue_cert("127.0.0.1", "localhost").configure_cert(server_context)
-    client_context = ssl.create_default_context()
-    ca.configure_trust(client_context)
-    return server_context, client_context
 
 
 @pytest.mark.timeout(120)

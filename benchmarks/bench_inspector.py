@@ -184,6 +184,8 @@ def large(args: argparse.Namespace) -> None:
     with server_process() as url:
         compare(url, "100 containers x 50 widgets, no latency (goal <= 1.2)", ["gen-100x50"],
                 args.runs)
+        compare(url, "  the same with the default max_in_flight=256", ["gen-100x50"],
+                args.runs, max_in_flight=256)
         compare(url, "2,000 containers x 1 widget (widgetId), no latency (goal <= 1.3)",
                 ["gen-2000x1-legacy"], args.runs)
         per_widget_scaling(url, max(3, args.runs // 2))

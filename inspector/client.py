@@ -70,6 +70,7 @@ from inspector.exceptions import (
     ConnectionFailed,
     ConnectionLost,
     InspectorError,
+    InvalidArgument,
     ProtocolError,
     RequestTimeout,
     ServerError,
@@ -253,9 +254,9 @@ class DocumentInspector:
         **connection_options: Any,
     ) -> None:
         if max_documents_in_flight < 1:
-            raise ValueError("max_documents_in_flight must be at least 1")
+            raise InvalidArgument("max_documents_in_flight must be at least 1")
         if max_in_flight is not None and max_in_flight < 1:
-            raise ValueError("max_in_flight must be at least 1, or None")
+            raise InvalidArgument("max_in_flight must be at least 1, or None")
         self.url = url
         self.timeout = timeout
         self.max_workers = max_workers
@@ -539,7 +540,9 @@ class DocumentInspector:
     def _start(self, document_id: str, timeout: Any) -> _Job:
         self._check_open()
         if not isinstance(document_id, str) or not document_id:
-            raise InspectorError(f"a document id must be a non-empty string, not {document_id!r}")
+            raise InvalidArgument(
+                f"a document id must be a non-empty string, not {document_id!r}"
+            )
         job = _Job(document_id, self.timeout if timeout is ... else timeout)
         job.outstanding = 1
         self._send([_Call(job, _GET_DOCUMENT, document_id)])

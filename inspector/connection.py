@@ -74,6 +74,7 @@ from inspector.exceptions import (
     ConnectionFailed,
     ConnectionLost,
     InspectorError,
+    InvalidArgument,
     ProtocolError,
     RequestTimeout,
     ServerError,
@@ -489,7 +490,7 @@ class _Session:
                     try:
                         text = protocol.encode_request(request_id, method, params)
                     except (TypeError, ValueError) as exc:
-                        raise InspectorError(
+                        raise InvalidArgument(
                             f"{_describe_target(method, params)}: params are not JSON: {exc}"
                         ) from exc
                     refused_by_connection = True
@@ -1043,7 +1044,7 @@ class Connection:
         if timeout is _DEFAULT:
             timeout = session.request_timeout
         if callbacks is not None and len(callbacks) != len(calls):
-            raise ValueError("request_many() needs one callback per call")
+            raise InvalidArgument("request_many() needs one callback per call")
         return session.request_many(calls, timeout, callbacks)
 
     def call(self, method: str, params: Params = None, *, timeout: Any = _DEFAULT) -> Any:

@@ -11,6 +11,7 @@ that meets them and chained as ``__cause__``::
      +-- ServerError           an error reply (.code, .message, .data, .method, .params)
      +-- ProtocolError         the server broke the protocol (bad JSON, bad shape, too large)
      +-- ClientClosed          the connection or inspector was used after close()
+     +-- InvalidArgument       a call was given a value it cannot use (also a ValueError)
 
 No message built here ever includes a token: handshake headers are never formatted into one.
 """
@@ -24,6 +25,7 @@ __all__ = [
     "ConnectionFailed",
     "ConnectionLost",
     "InspectorError",
+    "InvalidArgument",
     "ProtocolError",
     "RequestTimeout",
     "ServerError",
@@ -95,3 +97,10 @@ class ProtocolError(InspectorError):
 
 class ClientClosed(InspectorError):
     """The connection or inspector was used after ``close()``."""
+
+
+class InvalidArgument(InspectorError, ValueError):
+    """A call was given a value it cannot use; the message names the argument.
+
+    Also a builtin :class:`ValueError`, as Python code expects of a bad argument.
+    """

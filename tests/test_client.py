@@ -17,6 +17,7 @@ from inspector import (
     DocumentInspector,
     Inspection,
     InspectorError,
+    InvalidArgument,
     ProtocolError,
     RequestTimeout,
     ServerError,
@@ -197,11 +198,16 @@ def test_closed_inspector_refuses_calls(sample_server: Any) -> None:
     assert "closed" in repr(inspector)
 
 
-def test_bad_document_id_is_refused(sample_server: Any) -> None:
-    """A document id that is not a non-empty string is refused before anything is sent."""
+def test_bad_arguments_are_refused_naming_them(sample_server: Any) -> None:
+    """A bad document id or limit is an InvalidArgument (an InspectorError and a ValueError)."""
     with DocumentInspector(sample_server.url) as inspector:
-        with pytest.raises(InspectorError, match="non-empty string"):
+        with pytest.raises(InvalidArgument, match="non-empty string"):
             inspector.get_widgets("")
+        assert inspector.connection.stats.requests == 0
+    for option in ("max_in_flight", "max_documents_in_flight"):
+        with pytest.raises(ValueError, match=option) as caught:
+            DocumentInspector(sample_server.url, **{option: 0})
+        assert isinstance(caught.value, InspectorError)
 
 
 def test_list_documents(sample_server: Any) -> None:

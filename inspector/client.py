@@ -576,19 +576,21 @@ class DocumentInspector:
         backlog = self._backlog
         with self._send_lock:
             while backlog:
-                calls = [call for call in backlog if not call.job.ended]
-                if not calls:
-                    backlog.clear()  # their jobs failed or timed out meanwhile
-                    return
-                # Reopening may take as long as the most patient of the waiting jobs allows.
-                deadlines = [call.job.deadline for call in calls]
-                deadline = None if None in deadlines else max(filter(None, deadlines))
-                try:
-                    connection = self._connect(deadline)
-                except InspectorError as error:
-                    backlog.clear()
-                    self._fail_calls(calls, error)
-                    return
+                connection = self._connection
+                if connection is None or not connection.is_open:
+                    calls = [call for call in backlog if not call.job.ended]
+                    if not calls:
+                        backlog.clear()  # their jobs failed or timed out meanwhile
+                        return
+                    # Reopening may take as long as the most patient waiting job allows.
+                    deadlines = [call.job.deadline for call in calls]
+                    deadline = None if None in deadlines else max(filter(None, deadlines))
+                    try:
+                        connection = self._connect(deadline)
+                    except InspectorError as error:
+                        backlog.clear()
+                        self._fail_calls(calls, error)
+                        return
                 room = len(backlog) if self._window is None else self._window - connection.pending
                 if room <= 0:
                     return  # replies will make room, and the drain that takes them pumps

@@ -132,9 +132,15 @@ class _Request(Future[Any]):
     """
 
     def __init__(
-        self, method: str, params: Params, sent_at: float, timeout: Optional[float]
+        self,
+        request_id: int,
+        method: str,
+        params: Params,
+        sent_at: float,
+        timeout: Optional[float],
     ) -> None:
         super().__init__()
+        self.request_id = request_id
         self.method = method
         self.params = params
         self.sent_at = sent_at
@@ -479,12 +485,12 @@ class _Session:
         keys = protocol.mask_keys(len(calls))
         try:
             for index, (method, params) in enumerate(calls):
-                future = _Request(method, params, now, timeout)
+                request_id = next(self._ids)
+                future = _Request(request_id, method, params, now, timeout)
                 if callbacks is not None:
                     # Attached before the request can be answered, so it never runs in
                     # this thread nor contends with the I/O thread for the future's lock.
                     future.add_done_callback(callbacks[index])
-                request_id = next(self._ids)
                 refused_by_connection = False
                 try:
                     try:
@@ -560,12 +566,10 @@ class _Session:
 
     def forget(self, future: Future[Any], error: InspectorError) -> None:
         """Remove the entry of ``future`` (timed out or abandoned) and fail it with ``error``."""
-        for request_id, entry in list(self._pending.items()):
-            if entry is future:
-                if self._pending.pop(request_id, None) is not None:
-                    self._free_slot()
-                    _settle(future, error=error)
-                return
+        request_id = getattr(future, "request_id", None)
+        if request_id is not None and self._pending.pop(request_id, None) is not None:
+            self._free_slot()
+            _settle(future, error=error)
 
     def subscribe(self, callback: NotificationCallback) -> Callable[[], None]:
         with self._lock:

@@ -11,6 +11,16 @@ import pytest
 import trustme
 
 from inspector.server import SampleServer, run_sample_server
+from support import TIME_SCALE
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list) -> None:
+    """Scale every test's timeout (tox.ini's, or its own mark) by INSPECTOR_TEST_TIME_SCALE."""
+    default = float(config.getini("timeout") or 60)
+    for item in items:
+        mark = item.get_closest_marker("timeout")
+        base = float(mark.args[0]) if mark is not None and mark.args else default
+        item.add_marker(pytest.mark.timeout(base * TIME_SCALE))
 
 
 @pytest.fixture(autouse=True)
@@ -19,7 +29,7 @@ def no_thread_left_behind() -> Iterator[None]:
     before = set(threading.enumerate())
     yield
     # Threads that were told to stop may need a moment to exit; poll with a deadline.
-    deadline = time.monotonic() + 5.0
+    deadline = time.monotonic() + 5.0 * TIME_SCALE
     while True:
         leftover = [t for t in threading.enumerate() if t not in before and t.is_alive()]
         if not leftover:

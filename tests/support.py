@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import threading
 import time
 from typing import Callable, List, Sequence, Tuple
@@ -10,8 +11,15 @@ import pytest
 
 from inspector import Connection, Widget
 
+# Every time bound in the tests is written in units of MS (websockets' tests/utils.py does the
+# same), so one variable stretches them all on a slow or loaded machine:
+# INSPECTOR_TEST_TIME_SCALE=3 makes every bound, and every test's timeout, three times longer.
+TIME_SCALE = float(os.environ.get("INSPECTOR_TEST_TIME_SCALE", "1"))
+MS = 0.001 * TIME_SCALE
 
-def wait_until(predicate: Callable[[], bool], timeout: float = 10.0) -> None:
+
+
+def wait_until(predicate: Callable[[], bool], timeout: float = 10_000 * MS) -> None:
     """Poll ``predicate`` until it holds; fail the test after ``timeout`` seconds."""
     deadline = time.monotonic() + timeout
     while not predicate():

@@ -18,7 +18,7 @@ No message built here ever includes a token: handshake headers are never formatt
 
 from __future__ import annotations
 
-from typing import Any, Mapping, Optional
+from typing import Any, Mapping, Optional, Tuple
 
 __all__ = [
     "ClientClosed",
@@ -46,6 +46,11 @@ class ConnectionFailed(InspectorError):
     def __init__(self, message: str, status: Optional[int] = None) -> None:
         super().__init__(message)
         self.status = status
+
+    def __reduce__(self) -> Tuple[Any, ...]:
+        # Pickling (and copy.copy) rebuild from these arguments, so the status survives a
+        # trip to another process or a copy for another waiter.
+        return (type(self), (str(self), self.status), self.__dict__)
 
 
 class ConnectionLost(InspectorError):
@@ -84,6 +89,13 @@ class ServerError(InspectorError):
         self.data = data
         self.method = method
         self.params = params
+
+    def __reduce__(self) -> Tuple[Any, ...]:
+        # The constructor takes the parts, not the formatted text that ``args`` holds.
+        return (
+            type(self), (self.code, self.message, self.data, self.method, self.params),
+            self.__dict__,
+        )
 
     @property
     def retryable(self) -> bool:

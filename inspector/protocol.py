@@ -69,6 +69,9 @@ class FrameViolation(ProtocolError):
         super().__init__(message)
         self.close_code = close_code
 
+    def __reduce__(self) -> Tuple[Any, ...]:
+        return (type(self), (str(self), self.close_code), self.__dict__)
+
 
 # --- frames -------------------------------------------------------------------------------
 

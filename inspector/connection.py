@@ -63,15 +63,12 @@ from typing import (
     Tuple,
     Union,
 )
-from urllib.parse import urljoin, urlsplit
 
 import attrs
-import websocket
 
 from inspector import protocol
 from inspector.exceptions import (
     ClientClosed,
-    ConnectionFailed,
     ConnectionLost,
     InspectorError,
     InvalidArgument,
@@ -79,6 +76,7 @@ from inspector.exceptions import (
     RequestTimeout,
     ServerError,
 )
+from inspector.handshake import handshake_headers, open_socket, shutdown_quietly
 from inspector.redaction import redact_url
 
 __all__ = ["Connection", "ConnectionStats"]
@@ -92,8 +90,6 @@ _DEFAULT = object()  # "use the connection's request_timeout", as opposed to Non
 _FLUSH_EVERY = 64  # frames a large batch hands to the I/O thread at a time
 _READ_SIZE = 65536
 _READ_BUDGET = 1 << 20  # bytes read per loop turn before writes and deadlines get a look
-_REDIRECTS = (301, 302, 303, 307, 308)
-_MAX_REDIRECTS = 3
 
 
 @attrs.define
@@ -208,189 +204,6 @@ class _Deadlines:
 def _describe_target(method: str, params: Params) -> str:
     target = params.get("id") if isinstance(params, Mapping) else None
     return f"{method} {target!r}" if isinstance(target, str) else method
-
-
-# --- opening ------------------------------------------------------------------------------
-
-
-def _check_header_value(name: str, value: str, *, secret: bool = False) -> None:
-    # A CR or LF would let a value end the header and start another (header injection);
-    # NUL is refused by most servers in a way that hides the cause.
-    if any(c in value for c in "\r\n\0") or any(c in name for c in "\r\n\0:"):
-        what = "the token" if secret else f"header {name!r}"
-        raise ConnectionFailed(f"{what} contains CR, LF or NUL; nothing was sent")
-
-
-def _handshake_headers(token: Optional[str], headers: Optional[Mapping[str, str]]) -> List[str]:
-    lines = []
-    for name, value in (headers or {}).items():
-        _check_header_value(name, str(value))
-        if name.lower() == "authorization" and token is not None:
-            continue  # the token wins; two Authorization headers would be ambiguous
-        lines.append(f"{name}: {value}")
-    if token is not None:
-        _check_header_value("Authorization", token, secret=True)
-        lines.append(f"Authorization: Bearer {token}")
-    return lines
-
-
-def _same_origin(first: str, second: str) -> bool:
-    a, b = urlsplit(first), urlsplit(second)
-    default = {"ws": 80, "wss": 443}
-    return (a.scheme, a.hostname, a.port or default.get(a.scheme)) == (
-        b.scheme,
-        b.hostname,
-        b.port or default.get(b.scheme),
-    )
-
-
-def _shutdown_quietly(sock: socket.socket) -> None:
-    try:
-        sock.shutdown(socket.SHUT_RDWR)
-    except OSError:
-        pass  # already closed or never connected: either way nothing more to wake
-
-
-def _open_socket(
-    url: str,
-    header_lines: List[str],
-    ssl_context: Optional[ssl.SSLContext],
-    deadline: Optional[float],
-) -> Union[socket.socket, ssl.SSLSocket]:
-    """Connect TCP, TLS and the WebSocket handshake within one deadline; return the socket.
-
-    Redirects are followed only within the same origin with the token; to another origin the
-    ``Authorization`` header is left out, so a redirect never carries the token elsewhere.
-    """
-    original_url = url
-    for _ in range(_MAX_REDIRECTS + 1):
-        lines = header_lines
-        if not _same_origin(original_url, url):
-            lines = [h for h in header_lines if not h.lower().startswith("authorization:")]
-        location = _open_once(url, lines, ssl_context, deadline)
-        if isinstance(location, str):
-            url = urljoin(url.replace("ws", "http", 1), location)
-            url = url.replace("http", "ws", 1)
-            logger.info("handshake redirected to %s", redact_url(url))
-            continue
-        return location
-    raise ConnectionFailed(f"more than {_MAX_REDIRECTS} redirects opening the connection")
-
-
-def _open_once(
-    url: str,
-    header_lines: List[str],
-    ssl_context: Optional[ssl.SSLContext],
-    deadline: Optional[float],
-) -> Union[socket.socket, ssl.SSLSocket, str]:
-    """Open one connection; return its socket, or the Location of a redirect."""
-    parts = urlsplit(url)
-    if parts.scheme not in ("ws", "wss") or not parts.hostname:
-        raise ConnectionFailed(f"not a ws:// or wss:// URL: {redact_url(url)!r}")
-    host = parts.hostname
-    try:
-        port = parts.port or (443 if parts.scheme == "wss" else 80)
-    except ValueError as exc:
-        raise ConnectionFailed(f"bad port in URL {redact_url(url)!r}") from exc
-    where = f"{host}:{port}"
-
-    def remaining() -> Optional[float]:
-        if deadline is None:
-            return None
-        left = deadline - time.monotonic()
-        if left <= 0:
-            raise ConnectionFailed(f"could not connect to {where} within connect_timeout")
-        return left
-
-    try:
-        sock: Union[socket.socket, ssl.SSLSocket] = socket.create_connection(
-            (host, port), timeout=remaining()
-        )
-    except socket.gaierror as exc:
-        raise ConnectionFailed(f"cannot resolve host {host!r}: {exc.strerror}") from exc
-    except socket.timeout as exc:
-        raise ConnectionFailed(f"could not connect to {where} within connect_timeout") from exc
-    except OSError as exc:
-        raise ConnectionFailed(f"cannot connect to {where}: {exc.strerror or exc}") from exc
-
-    # Writes are already batched here; Nagle's algorithm would only hold a follow-up batch
-    # back until the previous one is acknowledged (websocket-client sets the same option on
-    # the sockets it makes itself).
-    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-
-    # websocket-client's timeout applies to each socket operation, so a server that trickles
-    # one byte at a time could hold the handshake open for ever; this watchdog ends it at the
-    # one deadline that covers TLS and the handshake together.
-    expired = threading.Event()
-
-    def expire() -> None:
-        expired.set()
-        _shutdown_quietly(sock)
-
-    left = remaining()
-    watchdog = threading.Timer(left, expire) if left is not None else None
-    if watchdog is not None:
-        watchdog.daemon = True
-        watchdog.name = "inspector-connect-watchdog"
-        watchdog.start()
-    try:
-        sock.settimeout(left)
-        if parts.scheme == "wss":
-            context = ssl_context or ssl.create_default_context()
-            sock = context.wrap_socket(sock, server_hostname=host)
-        ws = websocket.WebSocket(skip_utf8_validation=True)
-        try:
-            ws.connect(  # type: ignore[no-untyped-call]
-                url, socket=sock, header=header_lines, redirect_limit=0, timeout=left
-            )
-        except websocket.WebSocketException:
-            response = ws.handshake_response
-            if response is not None and response.status in _REDIRECTS:
-                location = (response.headers or {}).get("location")
-                if location:
-                    sock.close()
-                    return str(location)
-            raise
-    except BaseException as exc:
-        sock.close()
-        if expired.is_set():
-            raise ConnectionFailed(
-                f"could not connect to {where} within connect_timeout"
-            ) from exc
-        raise _translate_open_error(exc, where) from exc
-    finally:
-        if watchdog is not None:
-            watchdog.cancel()
-            watchdog.join()
-    if expired.is_set():
-        sock.close()
-        raise ConnectionFailed(f"could not connect to {where} within connect_timeout")
-    sock.setblocking(False)
-    return sock
-
-
-def _translate_open_error(exc: BaseException, where: str) -> BaseException:
-    if isinstance(exc, InspectorError) or not isinstance(exc, Exception):
-        return exc  # ours already, or KeyboardInterrupt and friends: let them through
-    if isinstance(exc, websocket.WebSocketBadStatusException):
-        status = exc.status_code
-        reason = {401: "unauthorized: a token is missing or wrong", 403: "forbidden"}.get(
-            status, str(getattr(exc, "status_message", "") or "refused")
-        )
-        return ConnectionFailed(f"{where} refused the handshake: HTTP {status} {reason}", status)
-    if isinstance(exc, ssl.SSLCertVerificationError):
-        return ConnectionFailed(
-            f"TLS certificate verification failed for {where}: {exc.verify_message}"
-        )
-    if isinstance(exc, ssl.SSLError):
-        return ConnectionFailed(f"TLS handshake with {where} failed: {exc.reason}")
-    if isinstance(exc, (socket.timeout, websocket.WebSocketTimeoutException)):
-        return ConnectionFailed(f"could not connect to {where} within connect_timeout")
-    if isinstance(exc, websocket.WebSocketException):
-        return ConnectionFailed(f"WebSocket handshake with {where} failed: {exc}")
-    if isinstance(exc, OSError):
-        return ConnectionFailed(f"connection to {where} failed: {exc.strerror or exc}")
-    return ConnectionFailed(f"connection to {where} failed: {type(exc).__name__}")
 
 
 # --- the session: socket, I/O thread, pending requests -------------------------------------
@@ -604,7 +417,7 @@ class _Session:
         if not self.in_io_thread:
             self._io_thread.join(self.close_timeout + 0.5)
             if self._io_thread.is_alive():
-                _shutdown_quietly(self._sock)  # last resort: wake any blocked call
+                shutdown_quietly(self._sock)  # last resort: wake any blocked call
                 self._io_thread.join(1.0)
         self._stop_notifier()
 
@@ -949,9 +762,9 @@ class Connection:
         ping_interval: Optional[float] = 20.0,
         ping_timeout: Optional[float] = 20.0,
     ) -> None:
-        header_lines = _handshake_headers(token, headers)
+        header_lines = handshake_headers(token, headers)
         deadline = None if connect_timeout is None else time.monotonic() + connect_timeout
-        sock = _open_socket(url, header_lines, ssl_context, deadline)
+        sock = open_socket(url, header_lines, ssl_context, deadline)
         self._session = _Session(
             url,
             sock,

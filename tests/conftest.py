@@ -9,9 +9,9 @@ from typing import Iterator, Tuple
 
 import pytest
 import trustme
+from support import TIME_SCALE
 
 from inspector.server import SampleServer, run_sample_server
-from support import TIME_SCALE
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list) -> None:

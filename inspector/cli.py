@@ -25,6 +25,7 @@ and tqdm); without it, the JSON formats still work, with no progress bar.
 from __future__ import annotations
 
 import argparse
+import importlib
 import json
 import logging
 import os
@@ -36,6 +37,7 @@ from typing import (
     Iterable,
     Iterator,
     List,
+    NamedTuple,
     NoReturn,
     Optional,
     TextIO,
@@ -54,6 +56,8 @@ from inspector.models import Inspection
 from inspector.serialization import to_json, to_wire
 
 __all__ = [
+    "COMMAND_MODULES",
+    "CommandParents",
     "EXIT_INTERRUPTED",
     "EXIT_OK",
     "EXIT_SOME_FAILED",
@@ -61,8 +65,10 @@ __all__ = [
     "DocumentRun",
     "UsageError",
     "build_parser",
+    "connection_options",
     "inspect_documents",
     "main",
+    "open_inspector",
     "read_document_ids",
     "require_cli_extra",
 ]
@@ -167,12 +173,15 @@ def build_parser() -> argparse.ArgumentParser:
     from inspector.server import add_serve_arguments
 
     add_serve_arguments(serve)
+    parents = CommandParents(connection=connection_options(), common=verbose)
+    for module_name in COMMAND_MODULES:
+        importlib.import_module(module_name).add_commands(commands, parents)
     return parser
 
 
 def _documents_parser() -> _Parser:
     """The options of the commands that inspect documents: which ones, and where."""
-    parser = _Parser(add_help=False, allow_abbrev=False)
+    parser = _Parser(add_help=False, allow_abbrev=False, parents=[connection_options()])
     which = parser.add_argument_group("documents")
     which.add_argument("document_ids", nargs="*", metavar="DOC_ID", help="documents to inspect")
     which.add_argument("--all", action="store_true",
@@ -180,6 +189,16 @@ def _documents_parser() -> _Parser:
     which.add_argument("--from-file", metavar="FILE",
                        help="also the ids in FILE, one a line ('-': stdin; blank lines and "
                        "lines starting with # are skipped)")
+    return parser
+
+
+def connection_options() -> _Parser:
+    """A parent parser with the options that say which server, and how to talk to it.
+
+    Every command that talks to a server takes it (``parents=[...]``) and opens its
+    inspector with :func:`open_inspector`.
+    """
+    parser = _Parser(add_help=False, allow_abbrev=False)
     server = parser.add_argument_group("server")
     server.add_argument("--url", help="ws:// or wss:// endpoint (default: $INSPECTOR_URL)")
     server.add_argument(
@@ -191,6 +210,38 @@ def _documents_parser() -> _Parser:
     server.add_argument("--timeout", type=float, default=30.0, metavar="SECONDS",
                         help="seconds per document (default: %(default)s)")
     return parser
+
+
+def open_inspector(args: argparse.Namespace, **options: Any) -> DocumentInspector:
+    """Open the inspector that the options of :func:`connection_options` describe.
+
+    Args:
+        args: The parsed command line.
+        **options: More keyword arguments for :class:`DocumentInspector`.
+
+    Raises:
+        UsageError: No URL, or the token variable is not set.
+        ConnectionFailed: The connection could not be opened.
+    """
+    url = args.url or os.environ.get("INSPECTOR_URL")
+    if not url:
+        raise UsageError("no server URL: give --url or set INSPECTOR_URL")
+    token = _token(args.token_env)
+    return DocumentInspector(url, token=token, timeout=args.timeout, **options)
+
+
+class CommandParents(NamedTuple):
+    """Parent parsers a command module builds its subcommands from."""
+
+    connection: argparse.ArgumentParser  # --url, --token-env, --timeout, ...: see above
+    common: argparse.ArgumentParser  # --verbose after the command
+
+
+# Modules that add commands of their own: each has ``add_commands(commands, parents)``, which
+# adds subparsers to ``commands`` and gives each ``set_defaults(run=FUNCTION)``; ``main()``
+# calls ``args.run(args)`` for the exit status. They import what their extra installs only
+# inside ``run``, so ``--help`` works on the base install.
+COMMAND_MODULES: Tuple[str, ...] = ()
 
 
 class _RefuseToken(argparse.Action):
@@ -423,19 +474,12 @@ def run_documents_command(args: argparse.Namespace) -> int:
     """``inspect`` and ``sources``."""
     if not args.document_ids and not args.all and args.from_file is None:
         raise UsageError("name at least one DOC_ID, or give --all or --from-file")
-    url = args.url or os.environ.get("INSPECTOR_URL")
-    if not url:
-        raise UsageError("no server URL: give --url or set INSPECTOR_URL")
-    token = _token(args.token_env)
     document_ids = read_document_ids(args.document_ids, args.from_file)
     single = len(args.document_ids) == 1 and not args.all and args.from_file is None
     output_format = args.format or ("json" if single else "jsonl")
 
-    def open_inspector() -> DocumentInspector:
-        return DocumentInspector(url, token=token, timeout=args.timeout)
-
     run = inspect_documents(
-        open_inspector,
+        lambda: open_inspector(args),
         document_ids,
         list_all=args.all,
         report=args.command,
@@ -502,6 +546,9 @@ def main(argv: Optional[List[str]] = None) -> int:
             return serve_from_args(args)
         if args.command == "demo":
             return run_demo(args)
+        run: Optional[Callable[[argparse.Namespace], int]] = getattr(args, "run", None)
+        if run is not None:
+            return run(args)
         return run_documents_command(args)
     except UsageError as error:
         sys.stderr.write(f"{PROG} {args.command}: error: {error}\n")

@@ -41,16 +41,34 @@ class ConnectionFailed(InspectorError):
 
     Attributes:
         status: The HTTP status of a refused handshake (401, 403, 429, 503, ...), else None.
+        final: Trying again cannot help, so the connection is not reopened: the token was
+            refused (401, 403), the URL is not a WebSocket endpoint, the certificate is not
+            trusted, the server does not speak WebSocket.
     """
 
-    def __init__(self, message: str, status: Optional[int] = None) -> None:
+    def __init__(
+        self, message: str, status: Optional[int] = None, *, final: Optional[bool] = None
+    ) -> None:
         super().__init__(message)
         self.status = status
+        self.final = status in _FINAL_STATUSES if final is None else final
 
     def __reduce__(self) -> Tuple[Any, ...]:
         # Pickling (and copy.copy) rebuild from these arguments, so the status survives a
         # trip to another process or a copy for another waiter.
-        return (type(self), (str(self), self.status), self.__dict__)
+        return (_rebuild_connection_failed, (type(self), str(self), self.status, self.final),
+                self.__dict__)
+
+
+# Handshake refusals that the same request will always get again.
+_FINAL_STATUSES = frozenset({400, 401, 403, 404})
+
+
+def _rebuild_connection_failed(
+    cls: type, message: str, status: Optional[int], final: bool
+) -> ConnectionFailed:
+    error: ConnectionFailed = cls(message, status, final=final)
+    return error
 
 
 class ConnectionLost(InspectorError):

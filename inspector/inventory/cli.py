@@ -122,7 +122,7 @@ def add_commands(commands: Any, parents: CommandParents) -> None:
     runs.set_defaults(run=run_runs)
 
 
-def _open(args: argparse.Namespace) -> "Inventory":
+def _open(args: argparse.Namespace) -> Inventory:
     try:
         from inspector.inventory.inventory import Inventory
     except ImportError as exc:

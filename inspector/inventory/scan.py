@@ -61,7 +61,7 @@ class Failure:
     reason: str
 
     @classmethod
-    def from_error(cls, document_id: str, error: BaseException) -> "Failure":
+    def from_error(cls, document_id: str, error: BaseException) -> Failure:
         """The failure an exception describes: its type and message."""
         return cls(document_id, f"{type(error).__name__}: {error}")
 
@@ -105,7 +105,7 @@ class ScanRun:
         resume: bool = False,
         stale_threshold: float = DEFAULT_STALE_THRESHOLD,
         trigger: str = "scan",
-    ) -> "ScanRun":
+    ) -> ScanRun:
         """Resume the stopped run of this selection, or start a new one.
 
         Args:
@@ -250,8 +250,9 @@ def scan(
     results = inspector.inspect_many(handed_out(), timeout=timeout, return_exceptions=True,
                                      should_inspect=run.should_inspect)
     try:
-        for result in results:
+        for answer in results:
             document_id = in_order.popleft()
+            result: Union[Result, InspectorError] = answer
             if isinstance(result, _CONNECTION_ERRORS):
                 raise result
             outcome = None

@@ -14,7 +14,7 @@ documents found gone), so a run in the store always knows what it set out to do.
 from __future__ import annotations
 
 import datetime
-from typing import Any, Callable, Dict, Iterable, List, Optional, Sequence, Tuple, TypeVar
+from typing import Any, Callable, Dict, Iterable, List, Optional, Tuple, TypeVar
 
 import attrs
 import sqlalchemy as sa
@@ -116,9 +116,10 @@ class Store:
                 connection, server, selection_key, selection, settings, targets, trigger,
                 stale_threshold))
         except StaleListing as refusal:
+            reason = str(refusal)
             run_id = self._transaction(lambda connection: self._insert_run(
                 connection, server, selection_key, selection, settings, trigger,
-                status="refused", message=str(refusal), finished=True))
+                status="refused", message=reason, finished=True))
             refusal.run_id = run_id
             raise
 
@@ -155,7 +156,7 @@ class Store:
             settings=settings, trigger=trigger, status=status, message=message,
             seconds=0.0,
         ))
-        return int(result.inserted_primary_key[0])
+        return int(_primary_key(result))
 
     def _mark_deleted(self, connection: Connection, run_id: int,
                       stale_threshold: float) -> DeletionPlan:
@@ -230,7 +231,7 @@ class Store:
             message: Why it was interrupted.
         """
         def finish(connection: Connection) -> None:
-            counts = dict(connection.execute(
+            counts: Dict[str, int] = dict(tuple(row) for row in connection.execute(
                 sa.select(t.run_documents.c.outcome, sa.func.count())
                 .where(t.run_documents.c.run_id == run_id)
                 .group_by(t.run_documents.c.outcome)
@@ -301,8 +302,8 @@ class Store:
             outcome, version_id = "unchanged", current.current_version_id
         else:
             known = current is not None and current.current_version_id is not None
-            outcome = "changed" if known and current.deleted_run_id is None else "new"
-            number = current.version + 1 if known else 1
+            outcome = "changed" if known and current.deleted_run_id is None else "new"  # type: ignore[union-attr]  # noqa: E501
+            number = current.version + 1 if known else 1  # type: ignore[union-attr]
             version_id = self._insert_version(connection, run_id, number, content)
             connection.execute(
                 sa.update(t.documents).where(t.documents.c.id == content.document_id)
@@ -319,7 +320,7 @@ class Store:
             updated_at=content.updated_at, type=content.type, name=content.name,
             owner=content.owner, raw_json=content.raw_json,
         ))
-        version_id = int(result.inserted_primary_key[0])
+        version_id = int(_primary_key(result))
         for table, rows in ((t.containers, content.containers), (t.widgets, content.widgets),
                             (t.data_sources, content.data_sources),
                             (t.table_refs, content.table_refs)):
@@ -427,7 +428,7 @@ class Store:
         raise AssertionError("unreachable")
 
 
-def chunks(items: Sequence[str], size: int) -> Iterable[Sequence[str]]:
-    """``items`` in slices of ``size``."""
-    for start in range(0, len(items), size):
-        yield items[start:start + size]
+def _primary_key(result: Any) -> Any:
+    key = result.inserted_primary_key
+    assert key is not None  # an INSERT of one row always has one
+    return key[0]

@@ -161,6 +161,7 @@ class Watcher:
         self._wake.set()
 
     def _do(self, action: Action) -> None:
+        run_id: Optional[int]
         try:
             if action.kind == "relist":
                 run_id = scan(self.store, self.inspector, list_all=True, trigger="watch",

@@ -488,6 +488,10 @@ class _DocumentsService:
             await self.broadcast(_encode(mutation.notification()), notification=True)
         return mutation
 
+    async def document_ids(self) -> List[str]:
+        """Return the ids listed now (a copy)."""
+        return self._catalog.listing.ids()
+
     async def _mutate_periodically(self, every: float) -> None:
         while True:
             await asyncio.sleep(every)
@@ -991,6 +995,14 @@ class SampleServer:
             RuntimeError: The server is not running.
         """
         return self._call(self._service.mutate(document_id, kind, notify))
+
+    def document_ids(self) -> List[str]:
+        """Return the ids ``ListDocuments {}`` names now, in order: the expected listing.
+
+        Raises:
+            RuntimeError: The server is not running.
+        """
+        return self._call(self._service.document_ids())
 
     def _call(self, coroutine: Coroutine[Any, Any, _T]) -> _T:
         loop = self._loop

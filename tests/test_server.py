@@ -662,6 +662,7 @@ def test_mutate_documents_removed_and_added(sample_server: SampleServer) -> None
         document = result_of(ws, "GetDocument", added.document_id)
     assert removed == Mutation("remove_document", "doc-3", None)
     assert "doc-3" not in ids and ids[-1] == added.document_id
+    assert sample_server.document_ids() == ids
     assert document["updatedAt"] == added.updated_at
 
 

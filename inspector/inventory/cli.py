@@ -122,11 +122,18 @@ def add_commands(commands: Any, parents: CommandParents) -> None:
     runs.set_defaults(run=run_runs)
 
 
-def _open(args: argparse.Namespace) -> Inventory:
+def _require_inventory_extra() -> None:
+    """Check that what the ``inventory`` extra installs is there; say how to install it."""
     try:
-        from inspector.inventory.inventory import Inventory
+        import alembic  # noqa: F401
+        import sqlalchemy  # noqa: F401
     except ImportError as exc:
         raise UsageError(f"the inventory needs {exc.name}: {INVENTORY_EXTRA}") from None
+
+
+def _open(args: argparse.Namespace) -> Inventory:
+    from inspector.inventory.inventory import Inventory
+
     return Inventory(args.db)
 
 
@@ -143,6 +150,7 @@ def _threshold(value: float) -> float:
 
 def run_scan(args: argparse.Namespace) -> int:
     """``scan``: inspect and store; print the run report."""
+    _require_inventory_extra()
     from inspector.inventory.planner import StaleListing
     from inspector.inventory.report import run_report
 
@@ -170,6 +178,7 @@ def run_scan(args: argparse.Namespace) -> int:
 
 def run_watch(args: argparse.Namespace) -> int:
     """``watch``: keep the inventory current until Ctrl-C."""
+    _require_inventory_extra()
     from inspector.inventory.watch import Watcher
 
     if not args.relist > 0:
@@ -193,6 +202,7 @@ def run_watch(args: argparse.Namespace) -> int:
 
 def run_query(args: argparse.Namespace) -> int:
     """``query``: answer from the store."""
+    _require_inventory_extra()
     from inspector.inventory.report import source_rows, table_use_rows, write_rows
 
     at = _moment(args.at) if args.at else None
@@ -217,6 +227,7 @@ def run_query(args: argparse.Namespace) -> int:
 
 def run_diff(args: argparse.Namespace) -> int:
     """``diff RUN_A RUN_B``."""
+    _require_inventory_extra()
     from inspector.inventory.report import diff_rows, write_rows
 
     with _open(args) as inventory:
@@ -226,6 +237,7 @@ def run_diff(args: argparse.Namespace) -> int:
 
 def run_runs(args: argparse.Namespace) -> int:
     """``runs [RUN]``."""
+    _require_inventory_extra()
     from inspector.inventory.report import run_report, run_row, write_rows
 
     with _open(args) as inventory:
@@ -244,6 +256,7 @@ def run_runs(args: argparse.Namespace) -> int:
 
 def run_sources_from_store(args: argparse.Namespace) -> int:
     """``sources --db DB``: today's sources report, from the store's current versions."""
+    _require_inventory_extra()
     import json
 
     from inspector.cli import require_cli_extra

@@ -212,7 +212,7 @@ def scan(
     stale_threshold: float = DEFAULT_STALE_THRESHOLD,
     trigger: str = "scan",
     on_result: Optional[Callable[[str, str, Optional[str]], None]] = None,
-    timeout: Any = ...,
+    timeout: Optional[float] = None,
     missing_means_deleted: bool = False,
 ) -> int:
     """Scan documents into the store with ``inspector``; return the run's id.
@@ -227,7 +227,7 @@ def scan(
         stale_threshold: See :func:`inspector.inventory.planner.plan_deletions`.
         trigger: ``scan`` or ``watch``, for the record.
         on_result: Called with (document id, outcome, failure reason) as each is stored.
-        timeout: Seconds per document; default the inspector's.
+        timeout: Seconds per document; None for the inspector's own.
         missing_means_deleted: A document the server answers 404 for is marked deleted
             (``watch``, told by a ``DocumentRemoved``), not failed.
 
@@ -247,8 +247,10 @@ def scan(
             in_order.append(document_id)
             yield document_id
 
-    results = inspector.inspect_many(handed_out(), timeout=timeout, return_exceptions=True,
-                                     should_inspect=run.should_inspect)
+    # The inspector's own timeout unless one is given (it has its own marker for "not given").
+    options: Dict[str, Any] = {} if timeout is None else {"timeout": timeout}
+    results = inspector.inspect_many(handed_out(), return_exceptions=True,
+                                     should_inspect=run.should_inspect, **options)
     try:
         for answer in results:
             document_id = in_order.popleft()

@@ -98,7 +98,8 @@ def add_commands(commands: Any, parents: CommandParents) -> None:
                           help="documents whose SQL reads TABLE (orders, sales.orders, ...)")
     question.add_argument("--writes", metavar="TABLE", help="documents whose SQL writes TABLE")
     question.add_argument("--sources-of", metavar="DOC_ID", help="a document's data sources")
-    query.add_argument("--run", type=int, metavar="RUN", help="as of this run")
+    # dest is not "run": that is the command's function (set_defaults below).
+    query.add_argument("--run", type=int, metavar="RUN", dest="as_of_run", help="as of this run")
     query.add_argument("--at", metavar="WHEN",
                        help="with --sources-of: as of this moment (ISO 8601, UTC if no zone)")
     query.set_defaults(run=run_query)
@@ -210,16 +211,16 @@ def run_query(args: argparse.Namespace) -> int:
         raise UsageError("--at goes with --sources-of")
     with _open(args) as inventory:
         if args.sources_of is not None:
-            sources = inventory.sources_of(args.sources_of, run_id=args.run, at=at)
+            sources = inventory.sources_of(args.sources_of, run_id=args.as_of_run, at=at)
             if sources is None:
                 raise UsageError(f"{args.sources_of}: not in the inventory then")
             write_rows(source_rows(sources), args.format, sys.stdout,
                        columns=("document", "version", "widget", "kind", "location", "reads"))
             return EXIT_OK
         if args.reads is not None:
-            uses = inventory.reads(args.reads, run_id=args.run)
+            uses = inventory.reads(args.reads, run_id=args.as_of_run)
         else:
-            uses = inventory.writes(args.writes, run_id=args.run)
+            uses = inventory.writes(args.writes, run_id=args.as_of_run)
         write_rows(table_use_rows(uses), args.format, sys.stdout,
                    columns=("document", "version", "table", "widget", "connection"))
     return EXIT_OK

@@ -17,7 +17,7 @@ from inspector import ConnectionLost, DocumentInspector, InvalidArgument
 from inspector.inventory import Inventory
 from inspector.inventory import schema as t
 from inspector.inventory.planner import StaleListing
-from inspector.inventory.scan import NothingToResume, ScanRun
+from inspector.inventory.scan import NothingToResume
 from inspector.server import SampleServer, run_sample_server
 
 
@@ -207,8 +207,9 @@ def test_kill_9_at_random_points_then_resume(inventory_db, tmp_path):
         for point in kill_points:
             process = _scan_process(inventory_db, server.url, str(ids_file))
             try:
-                wait_until(lambda: _recorded(inventory_db) >= point or process.poll() is not None,
-                           timeout=60_000 * MS)
+                wait_until(lambda point=point, process=process: (
+                    _recorded(inventory_db) >= point or process.poll() is not None),
+                    timeout=60_000 * MS)
             finally:
                 process.send_signal(signal.SIGKILL)
                 process.wait()

@@ -10,7 +10,7 @@ from support import MS, wait_until
 
 from inspector import DocumentInspector, InvalidArgument
 from inspector.inventory import Inventory
-from inspector.inventory.watch import Action, WatchPlan, Watcher
+from inspector.inventory.watch import Action, Watcher, WatchPlan
 from inspector.server import SampleServer, run_sample_server
 
 
@@ -87,7 +87,7 @@ class _Running:
                                on_run=self.runs.append, probe=200 * MS)
         self.thread = threading.Thread(target=self.watcher.run, name="watcher")
 
-    def __enter__(self) -> "_Running":
+    def __enter__(self) -> _Running:
         self.thread.start()
         return self
 

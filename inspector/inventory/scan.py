@@ -15,9 +15,10 @@ the run ``interrupted`` or ``running``; the next scan of the same selection cont
 from __future__ import annotations
 
 import collections
+import logging
 import threading
 import time
-from typing import Any, Callable, Deque, Dict, Iterator, Optional, Sequence, Union
+from typing import Any, Callable, Deque, Dict, Iterator, List, Optional, Sequence, Union
 
 import attrs
 
@@ -44,6 +45,11 @@ from inspector.models import Document, Inspection
 from inspector.redaction import redact_url
 
 __all__ = ["Failure", "NothingToResume", "ScanRun", "scan"]
+
+logger = logging.getLogger("inspector.inventory.scan")
+
+# Unchanged documents recorded in one transaction.
+_UNCHANGED_BATCH = 500
 
 # Failures that are the connection's, not the document's: the run stops, to be resumed.
 _CONNECTION_ERRORS = (ConnectionFailed, ConnectionLost, ClientClosed)
@@ -90,8 +96,12 @@ class ScanRun:
         # pending_ids(), read by should_inspect() on the inspector's worker threads (a dict
         # read needs no lock), emptied by record(). Bounded by the documents in flight.
         self._stored_fingerprints: Dict[str, Optional[str]] = {}
+        # Unchanged documents waiting to be recorded together: each is one row, and a
+        # transaction per row would cost a rescan more than its requests. Lost by a kill -9,
+        # they are handed out again on resuming.
+        self._unchanged: List[str] = []
         self._started = time.monotonic()
-        self._lock = threading.Lock()  # guards _stored_fingerprints' writers
+        self._lock = threading.Lock()  # guards _stored_fingerprints' writers and _unchanged
 
     @classmethod
     def start(
@@ -180,13 +190,23 @@ class ScanRun:
         return self._stored_fingerprints.get(document_id)
 
     def record(self, document_id: str, result: Result) -> str:
-        """Store one document's result for this run; idempotent. Returns the outcome."""
+        """Store one document's result for this run; idempotent. Returns the outcome.
+
+        An inspection or a failure is stored at once, in a transaction of its own; an
+        unchanged ``Document`` joins others, recorded together by :meth:`flush` (at the latest
+        by :meth:`finish`).
+        """
         with self._lock:
             self._stored_fingerprints.pop(document_id, None)
         if isinstance(result, Inspection):
             return self.store.record(self.run_id, result)
         if isinstance(result, Document):
-            return self.store.record_unchanged(self.run_id, result)
+            with self._lock:
+                self._unchanged.append(document_id)
+                full = len(self._unchanged) >= _UNCHANGED_BATCH
+            if full:
+                self.flush()
+            return "unchanged"
         return self.store.record_failure(self.run_id, result.document_id, result.reason)
 
     def record_deleted(self, document_id: str) -> Optional[str]:
@@ -195,8 +215,16 @@ class ScanRun:
             self._stored_fingerprints.pop(document_id, None)
         return self.store.record_deleted(self.run_id, document_id)
 
+    def flush(self) -> None:
+        """Record the unchanged documents waiting to be, in one transaction."""
+        with self._lock:
+            waiting, self._unchanged = self._unchanged, []
+        if waiting:
+            self.store.record_unchanged_many(self.run_id, waiting)
+
     def finish(self, status: str = "completed", message: Optional[str] = None) -> None:
-        """End this segment of the run: its status, time spent, counts."""
+        """End this segment of the run: what waits recorded, its status, time spent, counts."""
+        self.flush()
         self.store.finish_run(self.run_id, status, seconds=time.monotonic() - self._started,
                               message=message)
 
@@ -268,10 +296,10 @@ def scan(
                 reason = result.reason if isinstance(result, Failure) else None
                 on_result(document_id, outcome, reason)
     except _CONNECTION_ERRORS as error:
-        run.finish("interrupted", f"{type(error).__name__}: {error}")
+        _interrupted(run, f"{type(error).__name__}: {error}")
         raise
-    except BaseException:  # Ctrl-C, or the store failed: resumable
-        run.finish("interrupted", "stopped")
+    except BaseException as error:  # Ctrl-C, or the store failed: resumable
+        _interrupted(run, f"stopped: {type(error).__name__}")
         raise
     finally:
         close = getattr(results, "close", None)
@@ -279,3 +307,11 @@ def scan(
             close()
     run.finish("completed")
     return run.run_id
+
+
+def _interrupted(run: ScanRun, message: str) -> None:
+    """Store the run as interrupted, if the store can; the error that stopped it goes on."""
+    try:
+        run.finish("interrupted", message)
+    except Exception as error:  # the store itself failed: the run stays "running", resumable
+        logger.warning("run %s could not be marked interrupted: %s", run.run_id, error)

@@ -140,7 +140,7 @@ class Watcher:
 
     def run(self) -> None:
         """Watch until :meth:`stop`: relist, re-inspect, and wait for the next thing to do."""
-        unsubscribe = self.inspector.subscribe(  # type: ignore[attr-defined]
+        unsubscribe = self.inspector.subscribe(
             self._notified, on_reconnect=self._reconnected)
         try:
             while not self._stopping.is_set():
@@ -158,7 +158,7 @@ class Watcher:
 
     def _check_connection(self) -> None:
         try:
-            self.inspector.connection  # reopens a lost connection; on_reconnect follows
+            _ = self.inspector.connection  # reopens a lost connection; on_reconnect follows
         except InspectorError as error:
             logger.warning("the connection is down: %s: %s", type(error).__name__, error)
 

@@ -40,7 +40,7 @@ from inspector.inventory.planner import (
     selection_key,
     targets,
 )
-from inspector.inventory.store import Store
+from inspector.inventory.store import PendingDocument, Store
 from inspector.models import Document, Inspection
 from inspector.redaction import redact_url
 
@@ -164,18 +164,25 @@ class ScanRun:
         )
         return cls(store, begun.run_id, resumed=False, full=full)
 
-    def pending_ids(self, *, batch: int = 1000) -> Iterator[str]:
-        """The run's documents still to do, in order, read from the store a batch at a time."""
+    def pending_documents(self, *, batch: int = 1000) -> Iterator[PendingDocument]:
+        """The run's documents still to do, in order, each with its stored fingerprint (for
+        workers elsewhere to decide with :func:`~inspector.inventory.planner.needs_inspection`),
+        read from the store a batch at a time."""
         after = -1
         while True:
             pending = self.store.pending(self.run_id, after=after, limit=batch)
             if not pending:
                 return
-            for document in pending:
-                with self._lock:
-                    self._stored_fingerprints[document.document_id] = document.fingerprint
-                yield document.document_id
+            yield from pending
             after = pending[-1].ordinal
+
+    def pending_ids(self, *, batch: int = 1000) -> Iterator[str]:
+        """The run's documents still to do, in order; :meth:`should_inspect` knows them until
+        :meth:`record` takes their result."""
+        for document in self.pending_documents(batch=batch):
+            with self._lock:
+                self._stored_fingerprints[document.document_id] = document.fingerprint
+            yield document.document_id
 
     def should_inspect(self, document: Document) -> bool:
         """Whether ``document`` (its ``GetDocument`` reply) needs inspecting whole.

@@ -163,3 +163,44 @@ def test_help_works_without_the_inventory_extra():
     assert result.returncode == 2, result.stderr
     assert "pip install 'document-inspector[inventory]'" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_scan_resume_continues_the_stopped_run(inventory_db, server, capsys):
+    """scan --resume continues the latest stopped scan, and says so in its report."""
+    from inspector.inventory import Inventory
+
+    with Inventory(inventory_db) as inventory:
+        run = inventory.start_run(server=server.url, document_ids=["doc-1", "doc-2"])
+        run.finish("interrupted", "stopped")
+    status, report, _ = scan(capsys, server, inventory_db, "--resume")
+    assert (status, report["run"], report["resumed"], report["new"]) == (0, 1, 1, 2)
+    # Nothing stopped now: --resume says so.
+    status, _, err = run(capsys, "scan", "--db", inventory_db, "--url", server.url, "--resume")
+    assert status == 2 and "NothingToResume" in err
+
+
+def test_watch_runs_until_interrupted(tmp_path, server):
+    """watch keeps scanning in its own process; Ctrl-C stops it with status 0."""
+    import signal
+
+    from support import MS, wait_until
+
+    from inspector.inventory import Inventory
+
+    db = str(tmp_path / "watched.db")
+    Inventory(db).close()
+    process = subprocess.Popen(
+        [sys.executable, "-m", "inspector", "watch", "--db", db, "--url", server.url,
+         "--relist", "0.2"], stderr=subprocess.PIPE, text=True)
+    try:
+        def runs() -> int:
+            with Inventory(db) as inventory:
+                return sum(run.status == "completed" for run in inventory.runs())
+        wait_until(lambda: runs() >= 2, timeout=30_000 * MS)
+    finally:
+        process.send_signal(signal.SIGINT)
+        _, err = process.communicate(timeout=30)
+    assert process.returncode == 0, err
+    assert "watch: run 1 completed" in err and err.rstrip().endswith("watch: stopped")
+    with Inventory(db) as inventory:
+        assert {run.trigger for run in inventory.runs()} == {"watch"}

@@ -170,8 +170,8 @@ def test_scan_resume_continues_the_stopped_run(inventory_db, server, capsys):
     from inspector.inventory import Inventory
 
     with Inventory(inventory_db) as inventory:
-        run = inventory.start_run(server=server.url, document_ids=["doc-1", "doc-2"])
-        run.finish("interrupted", "stopped")
+        stopped = inventory.start_run(server=server.url, document_ids=["doc-1", "doc-2"])
+        stopped.finish("interrupted", "stopped")
     status, report, _ = scan(capsys, server, inventory_db, "--resume")
     assert (status, report["run"], report["resumed"], report["new"]) == (0, 1, 1, 2)
     # Nothing stopped now: --resume says so.

@@ -69,13 +69,12 @@ class Reference:
         self.ws.close()
 
 
-class BoundedReference:
-    """Plain websocket-client, each stage pipelined with at most ``limit`` requests out."""
+class BoundedReference(Reference):
+    """The same, with at most ``limit`` requests of a stage out at once."""
 
     def __init__(self, url: str, limit: int) -> None:
-        self.ws = websocket.create_connection(url, skip_utf8_validation=True)
+        super().__init__(url)
         self.limit = limit
-        self.next_id = 0
 
     def _stage(self, method: str, ids: List[str]) -> List[Dict[str, Any]]:
         first = self.next_id + 1
@@ -92,17 +91,6 @@ class BoundedReference:
                 raise RuntimeError(f"the bounded reference was refused: {message}")
             replies[message["id"]] = message["result"]
         return [replies[first + i] for i in range(len(ids))]
-
-    def get_widgets(self, document_id: str) -> List[Dict[str, Any]]:
-        document = self._stage("GetDocument", [document_id])[0]
-        containers = self._stage("GetWidgetContainer", document.get("widgetContainerIds") or [])
-        widget_ids = list(dict.fromkeys(
-            w for c in containers for w in (c.get("widgetIds") or [c["widgetId"]])
-        ))
-        return self._stage("GetWidgetProperties", widget_ids)
-
-    def close(self) -> None:
-        self.ws.close()
 
 
 class Naive:

@@ -46,6 +46,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import errno
 import functools
 import http
 import itertools
@@ -82,7 +83,7 @@ from websockets.exceptions import ConnectionClosed
 from websockets.frames import CloseCode
 from websockets.http11 import Request, Response
 
-from inspector.sample_catalog import SampleCatalog, load_catalog
+from inspector.sample_catalog import MAX_GENERATED, SampleCatalog, load_catalog
 
 __all__ = [
     "JUNK_KINDS",
@@ -401,7 +402,11 @@ class _DocumentsService:
     # Methods. Each takes the request's params (a dict) and returns the result.
 
     def _get_document(self, params: JSONObject) -> JSONObject:
-        return _found(self._catalog.document(_object_id(params)), "document", params)
+        document_id = _object_id(params)
+        found = self._catalog.document(document_id)
+        if found is None and document_id.startswith("gen-"):
+            raise _RequestError(404, f"no such document: {_GENERATED_IDS}", {"id": document_id})
+        return _found(found, "document", params)
 
     def _get_widget_container(self, params: JSONObject) -> JSONObject:
         return _found(self._catalog.container(_object_id(params)), "widget container", params)
@@ -694,6 +699,14 @@ def _object_id(params: JSONObject) -> str:
     return object_id
 
 
+# What a 404 for a gen-... id says, so that a near miss (gen-200x50-legacy) explains itself.
+_GENERATED_IDS = (
+    f"generated ids are gen-<C>x<W>[-legacy][-<tag>]: C containers of W widgets, each from 1 "
+    f"to {MAX_GENERATED} without leading zeros; -legacy only with W = 1 (one widgetId per "
+    "container); <tag> letters and digits"
+)
+
+
 def _found(found: Optional[JSONObject], what: str, params: JSONObject) -> JSONObject:
     if found is None:
         raise _RequestError(404, f"no such {what}", {"id": params["id"]})
@@ -719,7 +732,16 @@ def _url(host: str, port: int, secure: bool) -> str:
 class SampleServer:
     """A sample server running on its own asyncio loop in one named daemon thread.
 
-    Use :func:`run_sample_server` rather than calling :meth:`start` and :meth:`stop` yourself.
+    In a REPL::
+
+        >>> server = SampleServer()
+        >>> server.start()
+        >>> server
+        <SampleServer ws://127.0.0.1:... running>
+        >>> server.stop()
+
+    It is also a context manager (``with SampleServer() as server:``), as is
+    :func:`run_sample_server`, which tests use.
 
     Args:
         faults: The faults to apply; a fresh, all-off :class:`Faults` if None.
@@ -759,6 +781,21 @@ class SampleServer:
         self._thread = threading.Thread(
             target=self._run, name=f"inspector-sample-server-{next(_thread_numbers)}", daemon=True
         )
+
+    def __repr__(self) -> str:
+        if self._thread.ident is None:
+            where = _url(self._host, self._requested_port, self._ssl_context is not None)
+            return f"<SampleServer {where} not started>"
+        state = "running" if self._thread.is_alive() else "stopped"
+        return f"<SampleServer {self.url or self._host} {state}>"
+
+    def __enter__(self) -> SampleServer:
+        if self._thread.ident is None:
+            self.start()
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.stop()
 
     def start(self) -> None:
         """Start listening; return once the server accepts connections.
@@ -992,7 +1029,7 @@ def serve_from_args(args: argparse.Namespace) -> int:
         args: Options added by :func:`add_serve_arguments`, parsed.
 
     Returns:
-        The exit status: 0 after a signal, 1 if it could not listen, 2 for bad options.
+        The exit status: 0 after a signal, 2 for bad options or if it could not listen.
     """
     try:
         faults = faults_from_args(args)
@@ -1004,8 +1041,7 @@ def serve_from_args(args: argparse.Namespace) -> int:
             tokens = {token: True}
         ssl_context: Optional[ssl.SSLContext] = None
         if args.certfile:
-            ssl_context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-            ssl_context.load_cert_chain(args.certfile, args.keyfile)
+            ssl_context = _server_tls_context(args.certfile, args.keyfile)
     except (ValueError, OSError) as exc:
         print(f"serve: {exc}", file=sys.stderr)
         return 2
@@ -1030,6 +1066,31 @@ def serve_from_args(args: argparse.Namespace) -> int:
     except KeyboardInterrupt:
         return 0
     except OSError as exc:
-        print(f"serve: cannot listen on {args.host}:{args.port}: {exc}", file=sys.stderr)
-        return 1
+        print(f"serve: cannot listen on {args.host}:{args.port}: {_listen_error(exc)}",
+              file=sys.stderr)
+        return 2
     return 0
+
+
+def _server_tls_context(certfile: str, keyfile: Optional[str]) -> ssl.SSLContext:
+    """A server-side context with this certificate; an error names the file at fault."""
+    for option, path in (("--certfile", certfile), ("--keyfile", keyfile)):
+        if path is not None and not os.path.isfile(path):
+            raise ValueError(f"cannot read {option} {path}: no such file")
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    try:
+        context.load_cert_chain(certfile, keyfile)
+    except (OSError, ssl.SSLError) as exc:
+        files = certfile if keyfile is None else f"{certfile} and --keyfile {keyfile}"
+        reason = getattr(exc, "reason", None) or getattr(exc, "strerror", None) or exc
+        raise ValueError(f"cannot use --certfile {files}: {reason}") from None
+    return context
+
+
+def _listen_error(exc: OSError) -> str:
+    """Why listening failed, in words (asyncio puts the errno and the address in the text)."""
+    if exc.errno == errno.EADDRINUSE:
+        return "the port is already in use (is a server running there? --port 0 picks a free one)"
+    if exc.errno == errno.EACCES:
+        return "permission denied (ports below 1024 need privileges)"
+    return os.strerror(exc.errno) if exc.errno else str(exc)

@@ -91,6 +91,7 @@ __all__ = [
     "connection_settings",
     "inspect_documents",
     "main",
+    "one_line",
     "open_inspector",
     "open_output",
     "output_options",
@@ -603,12 +604,28 @@ def require_cli_extra() -> None:
 
 
 _WITHIN_SECONDS = re.compile(r"within (\d+\.\d+)s\b")
+# The library's parameters that messages name, as the command line calls them.
+OPTION_NAMES: Mapping[str, str] = {
+    "connect_timeout": "--connect-timeout",
+    "request_timeout": "--request-timeout",
+    "max_in_flight": "--max-in-flight",
+}
+_PARAMETER = re.compile(r"\b(connect_timeout|request_timeout|max_in_flight)\b")
 
 
-def one_line(error: BaseException) -> str:
-    """The error's message on one line, durations rounded (``0.3 s``, not ``0.2999...s``)."""
+def one_line(error: BaseException, names: Optional[Mapping[str, str]] = None) -> str:
+    """The error's message on one line, durations rounded (``0.3 s``, not ``0.2999...s``).
+
+    Args:
+        error: The error to report.
+        names: How to call the library's parameters that the message names (e.g.
+            :data:`OPTION_NAMES`); default: as they are.
+    """
     text = " ".join(str(error).split())
-    return _WITHIN_SECONDS.sub(lambda m: f"within {_seconds(float(m.group(1)))}", text)
+    text = _WITHIN_SECONDS.sub(lambda m: f"within {_seconds(float(m.group(1)))}", text)
+    if names:
+        text = _PARAMETER.sub(lambda m: names.get(m.group(1), m.group(1)), text)
+    return text
 
 
 def _seconds(value: float) -> str:
@@ -629,6 +646,7 @@ class DocumentRun:
         err: Where failures and the progress bar go.
         progress: Show a progress bar (tqdm, if installed) when there is more than one document.
         prefix: Put before each failure line (the program's name).
+        names: As :func:`one_line`, for the failure lines.
     """
 
     def __init__(
@@ -639,12 +657,14 @@ class DocumentRun:
         *,
         progress: bool = False,
         prefix: str = "",
+        names: Optional[Mapping[str, str]] = None,
     ) -> None:
         self.inspector = inspector
         self.document_ids = document_ids
         self.err = err
         self.progress = progress and len(document_ids) > 1
         self.prefix = prefix
+        self.names = names
         self.failures: List[Tuple[str, InspectorError]] = []
         self.lost: Optional[InspectorError] = None
         self.not_inspected = 0
@@ -667,7 +687,7 @@ class DocumentRun:
                     self.failures.append((document_id, result))
                     self._report(
                         bar, f"{self.prefix}{document_id}: {type(result).__name__}: "
-                        f"{one_line(result)}"
+                        f"{one_line(result, self.names)}"
                     )
                 else:
                     yield result
@@ -687,7 +707,7 @@ class DocumentRun:
         """The one line that reports a connection lost for good, or "" if it was not."""
         if self.lost is None:
             return ""
-        reason = _LOST_PREFIX.sub("", one_line(self.lost))
+        reason = _LOST_PREFIX.sub("", one_line(self.lost, self.names))
         count = self.not_inspected
         return (f"connection lost: {reason}; {count} document{'' if count == 1 else 's'} "
                 "not inspected")
@@ -761,6 +781,7 @@ def inspect_documents(
     err: TextIO,
     progress: bool = False,
     prefix: str = "",
+    names: Optional[Mapping[str, str]] = None,
 ) -> DocumentRun:
     """Open an inspector, inspect the documents, print them; return the finished run.
 
@@ -776,6 +797,7 @@ def inspect_documents(
         progress: Draw a progress bar where it cannot garble the output (see
             :func:`show_progress`).
         prefix: As :class:`DocumentRun`.
+        names: As :class:`DocumentRun`.
 
     Returns:
         The run: its ``failures``, ``lost``, and its ``exit_status`` (0, 1 or 2).
@@ -795,7 +817,9 @@ def inspect_documents(
     with open_inspector() as inspector:
         if list_all:
             document_ids = list(dict.fromkeys(document_ids + _listed(inspector)))
-        run = DocumentRun(inspector, document_ids, err, progress=progress, prefix=prefix)
+        run = DocumentRun(
+            inspector, document_ids, err, progress=progress, prefix=prefix, names=names
+        )
         if report == "sources":
             _write_report(run, output_format, out)
         else:
@@ -882,6 +906,7 @@ def run_documents_command(args: argparse.Namespace) -> int:
                 err=sys.stderr,
                 progress=not (_flag(args, "quiet") or _flag(args, "no_progress")),
                 prefix=f"{PROG}: ",
+                names=OPTION_NAMES,
             )
             if run.lost is not None:
                 raise _RunCutShort(run.exit_status)
@@ -970,7 +995,7 @@ def main(argv: Optional[List[str]] = None) -> int:
         sys.stderr.write(f"{PROG} {args.command}: error: {error}\n")
         return EXIT_USAGE
     except InspectorError as error:
-        sys.stderr.write(f"{PROG}: {type(error).__name__}: {one_line(error)}\n")
+        sys.stderr.write(f"{PROG}: {type(error).__name__}: {one_line(error, OPTION_NAMES)}\n")
         return EXIT_USAGE
     except KeyboardInterrupt:
         sys.stderr.write(f"{PROG}: interrupted\n")

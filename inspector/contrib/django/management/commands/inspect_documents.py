@@ -89,6 +89,8 @@ class Command(BaseCommand):  # type: ignore[misc]  # Django ships no types
             raise CommandError(str(exc), returncode=EXIT_USAGE) from None
         except InspectorError as exc:
             raise CommandError(f"{type(exc).__name__}: {exc}", returncode=EXIT_USAGE) from exc
+        if run.lost is not None:  # reported on stderr already, in one line
+            raise CommandError(run.lost_line, returncode=run.exit_status)
         if run.failures:
             failed = ", ".join(document_id for document_id, _ in run.failures)
             raise CommandError(

@@ -2,7 +2,7 @@
 
 It serves the built-in catalog and the generated ``gen-<C>x<W>`` documents of
 :mod:`inspector.sample_catalog` over one WebSocket endpoint (any path), speaking all of
-``PROTOCOL.md``. It exists to test and benchmark clients, so it can misbehave on purpose: every
+``docs/protocol.md``. It exists to test and benchmark clients, so it can misbehave on purpose: every
 switch of :class:`Faults` is off by default and may be flipped while the server runs.
 
 Layers, each with one job::

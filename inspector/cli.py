@@ -149,6 +149,9 @@ class _CommandParser(_Parser):
     """
 
     _parsing = False  # parse_known_intermixed_args calls parse_known_args in turn
+    # A command whose options come with an extra that is not installed takes anything, so that
+    # its run can say which extra to install rather than reject the options.
+    takes_anything = False
 
     def parse_known_args(  # type: ignore[override]
         self, args: Optional[List[str]] = None, namespace: Optional[argparse.Namespace] = None
@@ -163,7 +166,7 @@ class _CommandParser(_Parser):
                 parsed, extras = super().parse_known_args(args, namespace)
         finally:
             self._parsing = False
-        if extras:
+        if extras and not self.takes_anything:
             self.error(f"unrecognized arguments: {' '.join(extras)}")
         return parsed, []
 
@@ -263,7 +266,8 @@ def build_parser() -> argparse.ArgumentParser:
         serve.set_defaults(run=_run_serve)
     else:
         # Its options come with the extra; whatever is given, the answer is how to install it.
-        serve.add_argument("serve_options", nargs=argparse.REMAINDER, help=argparse.SUPPRESS)
+        assert isinstance(serve, _CommandParser)
+        serve.takes_anything = True
         serve.set_defaults(run=_server_extra_missing)
 
     for module_name in COMMAND_MODULES:

@@ -91,6 +91,7 @@ def test_readme_pycon_blocks_hold(block: Tuple[int, str]) -> None:
     runner.run(test, out=report.write)
     try:
         assert runner.failures == 0, report.getvalue()
+        assert runner.tries >= 5  # the transcript was read, not skipped
     finally:
         server = test.globs.get("server")
         if isinstance(server, SampleServer):

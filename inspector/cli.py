@@ -202,16 +202,16 @@ def build_parser() -> argparse.ArgumentParser:
     _add_common_options(parser, argparse.SUPPRESS)
     common = _Parser(add_help=False, allow_abbrev=False)
     _add_common_options(common, argparse.SUPPRESS)
-    parents = CommandParents(
-        connection=connection_options(), common=common, output=output_options()
-    )
-    commands = parser.add_subparsers(
+    output = output_options()
+    parents = CommandParents(connection=connection_options(), common=common, output=output)
+    # Typed as a plain ArgumentParser's: command modules add parsers with plain parents.
+    commands: argparse._SubParsersAction[argparse.ArgumentParser] = parser.add_subparsers(
         dest="command", metavar="COMMAND", required=True, parser_class=_CommandParser
     )
     documents = _documents_parser()
 
     inspect = commands.add_parser(
-        "inspect", parents=[documents, parents.output, common], allow_abbrev=False,
+        "inspect", parents=[documents, output, common], allow_abbrev=False,
         help="inspect documents and print them",
         description="Inspect documents: each one's containers and widgets, with their data "
         "sources.",
@@ -225,7 +225,7 @@ def build_parser() -> argparse.ArgumentParser:
     inspect.set_defaults(run=run_documents_command)
 
     sources = commands.add_parser(
-        "sources", parents=[documents, parents.output, common], allow_abbrev=False,
+        "sources", parents=[documents, output, common], allow_abbrev=False,
         help="report the data sources of documents",
         description="Each distinct data source (database connection, password redacted; "
         "spreadsheet link), its SQL statements with the tables they read, and the documents "
@@ -236,7 +236,7 @@ def build_parser() -> argparse.ArgumentParser:
     sources.set_defaults(run=run_documents_command)
 
     listing = commands.add_parser(
-        "list", parents=[parents.connection, parents.output, common], allow_abbrev=False,
+        "list", parents=[parents.connection, output, common], allow_abbrev=False,
         help="print the ids of every document the server lists, one a line",
         description="Print the ids ListDocuments gives, one a line, in the server's order.",
     )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import functools
 import http.server
@@ -22,7 +23,7 @@ import termios
 import threading
 import time
 from pathlib import Path
-from typing import IO, Dict, Iterator, List, Optional, Sequence, Tuple
+from typing import IO, Dict, Iterator, List, Optional, Sequence, Tuple, Union
 
 import pytest
 import trustme
@@ -879,20 +880,20 @@ def run_on_terminal(
     """
     controller, terminal = os.openpty()
     fcntl.ioctl(terminal, termios.TIOCSWINSZ, struct.pack("HHHH", 24, 200, 0, 0))
-    out: Optional[IO[bytes]] = None
     try:
-        out = open(stdout_path, "wb") if stdout_path is not None else None
-        proc = subprocess.Popen(
-            [*PROG, *args], env=child_env(url), stdin=subprocess.DEVNULL,
-            stdout=out if out is not None else terminal, stderr=terminal,
-        )
+        with contextlib.ExitStack() as stack:
+            out: Union[int, IO[bytes]] = terminal
+            if stdout_path is not None:
+                out = stack.enter_context(open(stdout_path, "wb"))
+            proc = subprocess.Popen(
+                [*PROG, *args], env=child_env(url), stdin=subprocess.DEVNULL,
+                stdout=out, stderr=terminal,
+            )
         os.close(terminal)
         terminal = -1
         shown = read_terminal(controller, time.monotonic() + RUN_TIMEOUT)
         return shown, proc.wait(timeout=RUN_TIMEOUT)
     finally:
-        if out is not None:
-            out.close()
         if terminal >= 0:
             os.close(terminal)
         os.close(controller)
@@ -989,7 +990,8 @@ def test_version() -> None:
     """``--version`` prints the installed version."""
     result = run_cli("--version", env=child_env())
     assert result.returncode == 0
-    assert result.stdout == f"document-inspector {importlib.metadata.version('document-inspector')}\n"
+    version = importlib.metadata.version("document-inspector")
+    assert result.stdout == f"document-inspector {version}\n"
 
 
 # -- item 9 --

@@ -149,7 +149,7 @@ def test_protocol_error_example_is_what_the_sample_server_answers(
 
 
 def test_nothing_cites_a_protocol_document_that_is_not_there() -> None:
-    """Code, tests and README cite docs/protocol.md, which exists, never the old uncommitted name."""
+    """Code, tests and README cite docs/protocol.md, which exists; never the old, absent name."""
     assert PROTOCOL.exists()
     cited = [path for folder in ("inspector", "tests", "benchmarks")
              for path in (ROOT / folder).rglob("*.py")

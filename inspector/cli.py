@@ -43,10 +43,12 @@ import logging
 import math
 import os
 import re
+import signal
 import ssl
 import stat
 import sys
 import tempfile
+import threading
 from typing import (
     IO,
     Any,
@@ -97,6 +99,7 @@ __all__ = [
     "output_options",
     "read_document_ids",
     "require_cli_extra",
+    "seconds_value",
 ]
 
 EXIT_OK = 0
@@ -427,6 +430,22 @@ def connection_settings(
     if cafile is not None:
         settings["ssl_context"] = _trusting(cafile, name)
     return settings
+
+
+def seconds_value(name: str, text: str) -> Optional[float]:
+    """A timeout as the command line takes it: seconds above 0, at most 1,000,000, or ``none``.
+
+    Args:
+        name: The option or variable it came from, for the message.
+        text: What was given.
+
+    Returns:
+        The seconds, or None for ``none`` (no limit).
+
+    Raises:
+        UsageError: Anything else (0, negative, nan, inf, too large, not a number).
+    """
+    return _setting_value(name, text, "seconds")
 
 
 def _setting_value(name: str, text: str, kind: str) -> Optional[float]:
@@ -992,6 +1011,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     except SystemExit as exit_:  # argparse has printed the usage, or the help
         return exit_.code if isinstance(exit_.code, int) else EXIT_USAGE
     _configure_logging(getattr(args, "verbose", 0))
+    _exit_cleanly_on_sigterm()
     try:
         run: Callable[[argparse.Namespace], int] = args.run
         return run(args)
@@ -1010,6 +1030,22 @@ def main(argv: Optional[List[str]] = None) -> int:
         devnull = os.open(os.devnull, os.O_WRONLY)
         os.dup2(devnull, sys.stdout.fileno())
         return EXIT_SOME_FAILED
+
+
+def _exit_cleanly_on_sigterm() -> None:
+    """SIGTERM (``kill``, a service manager) ends the run as Ctrl-C does: with ``finally``.
+
+    Python's default would end the process at once, leaving a half-written ``--output``
+    temporary file behind. ``serve`` installs its own handler in its loop.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        return  # main() called from a thread: signals are not ours to take
+    if signal.getsignal(signal.SIGTERM) is signal.SIG_DFL:
+        signal.signal(signal.SIGTERM, _terminated)
+
+
+def _terminated(signal_number: int, frame: Any) -> NoReturn:
+    raise SystemExit(128 + signal_number)
 
 
 class _OneLineFormatter(logging.Formatter):

@@ -1069,3 +1069,25 @@ def test_help(command: List[str]) -> None:
     result = run_cli(*command, "--help", env=child_env())
     assert result.returncode == 0
     assert result.stdout.startswith(f"usage: document-inspector {' '.join(command)}".rstrip())
+
+
+def test_sigterm_leaves_no_output_file(sample_server: SampleServer, tmp_path: Path) -> None:
+    """SIGTERM during ``-o FILE`` ends the run as Ctrl-C does: no file, no temporary file."""
+    target = tmp_path / "documents.jsonl"
+    sample_server.faults.silent_ids = frozenset({"doc-2"})
+    proc = subprocess.Popen(
+        [*PROG, "inspect", "doc-1", "doc-2", "--format", "jsonl", "-o", str(target)],
+        env=child_env(sample_server.url),
+        stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )
+    try:
+        wait_until(lambda: any(p.name.endswith(".partial") and p.stat().st_size
+                               for p in tmp_path.iterdir()), RUN_TIMEOUT)
+        proc.send_signal(signal.SIGTERM)
+        _, stderr = proc.communicate(timeout=RUN_TIMEOUT)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate(timeout=RUN_TIMEOUT)
+    assert proc.returncode == 128 + signal.SIGTERM, stderr
+    assert list(tmp_path.iterdir()) == []

@@ -250,3 +250,13 @@ def test_lost_connection_is_one_command_error(configured: SampleServer) -> None:
     assert line.startswith("connection lost: ") and line.endswith("; 3 documents not inspected")
     assert str(error) == line
     assert out.getvalue() == ""
+
+
+@pytest.mark.parametrize("value", ["0", "nan", "inf", "-1"])
+def test_bad_timeout_is_a_usage_error(configured: SampleServer, value: str) -> None:
+    """``--timeout`` out of range: CommandError code 2 naming it, before connecting."""
+    with pytest.raises(CommandError) as caught:
+        inspect_documents("doc-1", timeout=value)
+    assert caught.value.returncode == 2
+    assert f"--timeout {value}" in str(caught.value)
+    assert configured.stats.handshakes == 0

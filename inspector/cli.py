@@ -35,63 +35,60 @@ and tqdm), ``serve`` and ``demo`` the ``server`` extra (websockets); without the
 from __future__ import annotations
 
 import argparse
-import contextlib
 import importlib
 import importlib.util
-import json
 import logging
-import math
 import os
-import re
 import signal
-import ssl
-import stat
 import sys
-import tempfile
 import threading
-from typing import (
-    IO,
-    Any,
-    Callable,
-    Dict,
-    Iterable,
-    Iterator,
-    List,
-    Mapping,
-    NamedTuple,
-    NoReturn,
-    Optional,
-    TextIO,
-    Tuple,
-)
-from urllib.parse import urlsplit
+from typing import Any, Callable, List, NamedTuple, NoReturn, Optional, Tuple
 
-from inspector.client import DocumentInspector
-from inspector.exceptions import (
-    ClientClosed,
-    ConnectionFailed,
-    ConnectionLost,
-    InspectorError,
-    ServerError,
+from inspector.cli_run import (
+    CLI_EXTRA,
+    EXIT_INTERRUPTED,
+    EXIT_OK,
+    EXIT_SOME_FAILED,
+    EXIT_USAGE,
+    DocumentRun,
+    inspect_documents,
+    list_documents,
+    open_output,
+    require_cli_extra,
+    show_progress,
+    write_text,
 )
-from inspector.models import Inspection
-from inspector.redaction import redact_url
-from inspector.serialization import to_json, to_wire
+from inspector.cli_settings import (
+    CONNECTION_SETTINGS,
+    OPTION_NAMES,
+    UsageError,
+    check_url,
+    connection_settings,
+    one_line,
+    read_document_ids,
+    seconds_value,
+)
+from inspector.client import DocumentInspector
+from inspector.exceptions import InspectorError
 
 __all__ = [
+    "CLI_EXTRA",
     "COMMAND_MODULES",
+    "CONNECTION_SETTINGS",
     "CommandParents",
+    "DocumentRun",
     "EXIT_INTERRUPTED",
     "EXIT_OK",
     "EXIT_SOME_FAILED",
     "EXIT_USAGE",
-    "DocumentRun",
+    "OPTION_NAMES",
     "UsageError",
     "build_parser",
     "check_url",
     "connection_options",
     "connection_settings",
     "inspect_documents",
+    "list_documents",
     "main",
     "one_line",
     "open_inspector",
@@ -100,30 +97,17 @@ __all__ = [
     "read_document_ids",
     "require_cli_extra",
     "seconds_value",
+    "show_progress",
+    "write_text",
 ]
-
-EXIT_OK = 0
-EXIT_SOME_FAILED = 1
-EXIT_USAGE = 2
-EXIT_INTERRUPTED = 130
 
 PROG = "document-inspector"
 DEMO_DOCUMENT = "doc-1"
 INSPECT_FORMATS = ("json", "jsonl", "table")
 SOURCES_FORMATS = ("json", "table")
-CLI_EXTRA = "pip install 'document-inspector[cli]'"
 SERVER_EXTRA = "pip install 'document-inspector[server]'"
 
 logger = logging.getLogger("inspector.cli")
-
-
-# A document that failed with one of these failed for want of a connection, not for itself:
-# lost and not reopened (ConnectionLost, or ConnectionFailed on reopening), or closed under it.
-_CONNECTION_ERRORS = (ConnectionFailed, ConnectionLost, ClientClosed)
-
-
-class UsageError(Exception):
-    """A problem with how the command was called; reported in one line, exit status 2."""
 
 
 # -- the parser --
@@ -307,25 +291,6 @@ def _documents_parser() -> _Parser:
     return parser
 
 
-# (option, DocumentInspector argument, environment variable, kind, default, help)
-_CONNECTION_SETTINGS: Tuple[Tuple[str, str, str, str, Any, str], ...] = (
-    ("--timeout", "timeout", "INSPECTOR_TIMEOUT", "seconds", 30.0,
-     "the limit for each document, retries included"),
-    ("--request-timeout", "request_timeout", "INSPECTOR_REQUEST_TIMEOUT", "seconds", 10.0,
-     "how long one reply may take before the request is sent again"),
-    ("--connect-timeout", "connect_timeout", "INSPECTOR_CONNECT_TIMEOUT", "seconds", 10.0,
-     "the limit for opening a connection (TCP, TLS, handshake), per attempt"),
-    ("--max-in-flight", "max_in_flight", "INSPECTOR_MAX_IN_FLIGHT", "count", 256,
-     "requests awaiting a reply at once"),
-    ("--retries", "retries", "INSPECTOR_RETRIES", "retries", 5,
-     "times one request is sent again after a lost connection or silence"),
-)
-# Beyond this a timeout is a mistake (and threading's limit is near): 'none' says "no limit".
-_MAX_SECONDS = 1_000_000.0
-_MAX_COUNT = 1_000_000
-_MAX_RETRIES = 1_000
-
-
 def connection_options() -> _Parser:
     """A parent parser with the options that say which server, and how to talk to it.
 
@@ -342,7 +307,7 @@ def connection_options() -> _Parser:
         "a token itself is never accepted on the command line",
     )
     server.add_argument("--token", nargs="?", action=_RefuseToken, help=argparse.SUPPRESS)
-    for option, _, variable, kind, default, help_text in _CONNECTION_SETTINGS:
+    for option, _, variable, kind, default, help_text in CONNECTION_SETTINGS:
         metavar = "SECONDS" if kind == "seconds" else "N"
         shown = "none" if default is None else f"{default:g}"
         limit = "; 'none': no limit" if kind != "retries" else ""
@@ -364,122 +329,6 @@ def output_options() -> _Parser:
         "('-': stdout)",
     )
     return parser
-
-
-def check_url(url: str) -> str:
-    """Return ``url`` if it can name a WebSocket endpoint; otherwise say what to write.
-
-    Checked before connecting: these mistakes can never succeed, so they are not retried.
-
-    Raises:
-        UsageError: Not a ``ws://`` or ``wss://`` URL with a host; the message suggests the
-            URL meant when it can tell (``http://`` for ``ws://``, a missing scheme).
-    """
-    url = url.strip()
-    shown = redact_url(url) if "://" in url else url.split("?", 1)[0]
-    if "://" not in url:
-        return _usage(f"the URL {shown!r} has no scheme: did you mean ws://{shown}?")
-    scheme, _, rest = url.partition("://")
-    meant = {"http": "ws", "https": "wss"}.get(scheme.lower())
-    if meant is not None:
-        suggestion = redact_url(f"{meant}://{rest}")
-        return _usage(f"{scheme}:// is not a WebSocket URL: did you mean {suggestion}?")
-    if scheme.lower() not in ("ws", "wss"):
-        return _usage(f"not a ws:// or wss:// URL: {shown!r}")
-    try:
-        parts = urlsplit(url)
-        host, _port = parts.hostname, parts.port
-    except ValueError as exc:
-        return _usage(f"not a valid URL {shown!r}: {exc}")
-    if not host:
-        return _usage(f"no host in the URL {shown!r}")
-    return url
-
-
-def _usage(message: str) -> NoReturn:
-    raise UsageError(message)
-
-
-def connection_settings(
-    args: argparse.Namespace, environ: Optional[Mapping[str, str]] = None
-) -> Dict[str, Any]:
-    """The :class:`DocumentInspector` keyword arguments that the options (or variables) give.
-
-    Every value is checked here: a timeout is a number of seconds above 0 and at most
-    1,000,000, or ``none`` for no limit; a count is a whole number.
-
-    Args:
-        args: The parsed command line (options of :func:`connection_options`).
-        environ: Where the ``INSPECTOR_*`` variables are read; default ``os.environ``.
-
-    Raises:
-        UsageError: A value that cannot be used; the message names the option or variable.
-    """
-    environ = os.environ if environ is None else environ
-    settings: Dict[str, Any] = {}
-    for option, argument, variable, kind, default, _ in _CONNECTION_SETTINGS:
-        text = getattr(args, argument, None)
-        name = option
-        if text is None:
-            text, name = environ.get(variable) or None, variable
-        settings[argument] = default if text is None else _setting_value(name, text, kind)
-    cafile = getattr(args, "cafile", None)
-    name = "--cafile"
-    if cafile is None:
-        cafile, name = environ.get("INSPECTOR_CAFILE") or None, "INSPECTOR_CAFILE"
-    if cafile is not None:
-        settings["ssl_context"] = _trusting(cafile, name)
-    return settings
-
-
-def seconds_value(name: str, text: str) -> Optional[float]:
-    """A timeout as the command line takes it: seconds above 0, at most 1,000,000, or ``none``.
-
-    Args:
-        name: The option or variable it came from, for the message.
-        text: What was given.
-
-    Returns:
-        The seconds, or None for ``none`` (no limit).
-
-    Raises:
-        UsageError: Anything else (0, negative, nan, inf, too large, not a number).
-    """
-    return _setting_value(name, text, "seconds")
-
-
-def _setting_value(name: str, text: str, kind: str) -> Optional[float]:
-    word = text.strip().lower()
-    if word == "none" and kind != "retries":
-        return None
-    unlimited = "" if kind == "retries" else ", or 'none' for no limit"
-    if kind == "seconds":
-        try:
-            seconds = float(word)
-        except ValueError:
-            seconds = math.nan
-        if math.isinf(seconds) and seconds > 0:
-            _usage(f"{name} {text}: for no limit give 'none'")
-        if not 0 < seconds <= _MAX_SECONDS:  # also false for nan
-            _usage(f"{name} {text}: give a number of seconds above 0 and at most "
-                   f"{_MAX_SECONDS:,.0f}{unlimited}")
-        return seconds
-    lowest, highest = (0, _MAX_RETRIES) if kind == "retries" else (1, _MAX_COUNT)
-    try:
-        count = int(word)
-    except ValueError:
-        count = lowest - 1
-    if not lowest <= count <= highest:
-        _usage(f"{name} {text}: give a whole number from {lowest} to {highest:,}{unlimited}")
-    return count
-
-
-def _trusting(cafile: str, name: str) -> ssl.SSLContext:
-    try:
-        return ssl.create_default_context(cafile=cafile)
-    except (OSError, ssl.SSLError) as exc:
-        reason = getattr(exc, "strerror", None) or getattr(exc, "reason", None) or exc
-        raise UsageError(f"cannot use {name} {cafile}: {reason}") from None
 
 
 def open_inspector(args: argparse.Namespace, **options: Any) -> DocumentInspector:
@@ -529,372 +378,6 @@ class _RefuseToken(argparse.Action):
                      "another variable named by --token-env VAR")
 
 
-# -- the pieces the commands share (the Django command uses them too) --
-
-
-@contextlib.contextmanager
-def open_output(path: Optional[str], stdout: Optional[TextIO] = None) -> Iterator[IO[str]]:
-    """Where a command writes its results: stdout, or ``path`` written atomically.
-
-    The results go to a temporary file in ``path``'s directory, renamed onto ``path`` when the
-    block ends normally; if it ends with an exception (Ctrl-C included) the temporary file is
-    removed and ``path`` is left as it was.
-
-    Args:
-        path: The file to write; None or ``-``: ``stdout``.
-        stdout: The stream for None or ``-``; default ``sys.stdout``.
-
-    Raises:
-        UsageError: The temporary file cannot be created (no such directory, no permission).
-    """
-    if path is None or path == "-":
-        yield stdout or sys.stdout
-        return
-    directory, name = os.path.split(os.path.abspath(path))
-    try:
-        descriptor, temporary = tempfile.mkstemp(dir=directory, prefix=f".{name}.",
-                                                 suffix=".partial")
-    except OSError as exc:
-        raise UsageError(f"cannot write --output {path}: {exc.strerror or exc}") from None
-    try:
-        with open(descriptor, "w", encoding="utf-8") as stream:
-            yield stream
-            stream.flush()
-            os.fsync(stream.fileno())
-        os.chmod(temporary, _new_file_mode(path))
-        os.replace(temporary, path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(temporary)
-        raise
-
-
-def _new_file_mode(path: str) -> int:
-    """The mode ``path`` has, or a new file would get (mkstemp makes its files 0600)."""
-    try:
-        return stat.S_IMODE(os.stat(path).st_mode)
-    except OSError:
-        umask = os.umask(0)
-        os.umask(umask)
-        return 0o666 & ~umask
-
-
-def read_document_ids(
-    document_ids: Iterable[str], from_file: Optional[str], stdin: Optional[TextIO] = None
-) -> List[str]:
-    """The ids named on the command line, then those in ``from_file``, each once.
-
-    Args:
-        document_ids: Ids given as arguments.
-        from_file: A file of ids, one a line; ``-`` for ``stdin``. Blank lines and lines
-            starting with ``#`` are skipped, and a UTF-8 byte order mark is dropped.
-        stdin: What ``-`` reads; default ``sys.stdin``.
-
-    Raises:
-        UsageError: The file cannot be read.
-    """
-    ids = list(document_ids)
-    if from_file == "-":
-        ids += _ids_in((stdin or sys.stdin).read())
-    elif from_file is not None:
-        try:
-            with open(from_file, encoding="utf-8-sig") as file:
-                ids += _ids_in(file.read())
-        except (OSError, UnicodeDecodeError) as exc:
-            raise UsageError(f"cannot read --from-file {from_file}: {exc}") from None
-    return list(dict.fromkeys(ids))
-
-
-def _ids_in(text: str) -> List[str]:
-    lines = (line.strip() for line in text.lstrip("\ufeff").splitlines())
-    return [line for line in lines if line and not line.startswith("#")]
-
-
-def require_cli_extra() -> None:
-    """Check that the table format and the sources report can run: they need sqlglot.
-
-    Raises:
-        UsageError: sqlglot is not installed; the message says how to install it.
-    """
-    try:
-        import inspector.formatting  # noqa: F401  (imports inspector.sources, and sqlglot)
-    except ImportError as exc:
-        if (exc.name or "").split(".")[0] != "sqlglot":
-            raise
-        raise UsageError(
-            f"the table format and the sources report need sqlglot: {CLI_EXTRA}"
-        ) from None
-
-
-_WITHIN_SECONDS = re.compile(r"within (\d+\.\d+)s\b")
-# The library's parameters that messages name, as the command line calls them.
-OPTION_NAMES: Mapping[str, str] = {
-    "connect_timeout": "--connect-timeout",
-    "request_timeout": "--request-timeout",
-    "max_in_flight": "--max-in-flight",
-}
-_PARAMETER = re.compile(r"\b(connect_timeout|request_timeout|max_in_flight)\b")
-
-
-def one_line(error: BaseException, names: Optional[Mapping[str, str]] = None) -> str:
-    """The error's message on one line, durations rounded (``0.3 s``, not ``0.2999...s``).
-
-    Args:
-        error: The error to report.
-        names: How to call the library's parameters that the message names (e.g.
-            :data:`OPTION_NAMES`); default: as they are.
-    """
-    text = " ".join(str(error).split())
-    text = _WITHIN_SECONDS.sub(lambda m: f"within {_seconds(float(m.group(1)))}", text)
-    if names:
-        text = _PARAMETER.sub(lambda m: names.get(m.group(1), m.group(1)), text)
-    return text
-
-
-def _seconds(value: float) -> str:
-    return f"{value:.2g} s" if value < 10 else f"{value:.0f} s"
-
-
-class DocumentRun:
-    """Inspect documents in the order given; report each failure on ``err`` as it happens.
-
-    Iterate over it for the inspections that succeeded, in order; afterwards ``failures``
-    holds the others and ``exit_status`` says how the run went. When the connection is lost for
-    good the run stops there: ``lost`` is the error, reported in one line with the number of
-    documents not inspected, rather than one line per document.
-
-    Args:
-        inspector: An open inspector.
-        document_ids: The documents, in the order to report them.
-        err: Where failures and the progress bar go.
-        progress: Show a progress bar (tqdm, if installed) when there is more than one document.
-        prefix: Put before each failure line (the program's name).
-        names: As :func:`one_line`, for the failure lines.
-    """
-
-    def __init__(
-        self,
-        inspector: DocumentInspector,
-        document_ids: List[str],
-        err: TextIO,
-        *,
-        progress: bool = False,
-        prefix: str = "",
-        names: Optional[Mapping[str, str]] = None,
-    ) -> None:
-        self.inspector = inspector
-        self.document_ids = document_ids
-        self.err = err
-        self.progress = progress and len(document_ids) > 1
-        self.prefix = prefix
-        self.names = names
-        self.failures: List[Tuple[str, InspectorError]] = []
-        self.lost: Optional[InspectorError] = None
-        self.not_inspected = 0
-
-    def __iter__(self) -> Iterator[Inspection]:
-        bar = _progress_bar(len(self.document_ids), self.err) if self.progress else None
-        done = 0
-        try:
-            results = self.inspector.inspect_many(self.document_ids, return_exceptions=True)
-            for document_id, result in zip(self.document_ids, results):
-                if isinstance(result, _CONNECTION_ERRORS):
-                    self.lost = result
-                    self.not_inspected = len(self.document_ids) - done
-                    self._report(bar, f"{self.prefix}{self.lost_line}")
-                    return
-                done += 1
-                if bar is not None:
-                    bar.update(1)
-                if isinstance(result, InspectorError):
-                    self.failures.append((document_id, result))
-                    self._report(
-                        bar, f"{self.prefix}{document_id}: {type(result).__name__}: "
-                        f"{one_line(result, self.names)}"
-                    )
-                else:
-                    yield result
-        finally:
-            if bar is not None:
-                bar.close()
-
-    def _report(self, bar: Any, line: str) -> None:
-        if bar is not None:
-            bar.write(line, file=self.err)  # above the bar, then redrawn
-        else:
-            self.err.write(line + "\n")
-        self.err.flush()
-
-    @property
-    def lost_line(self) -> str:
-        """The one line that reports a connection lost for good, or "" if it was not."""
-        if self.lost is None:
-            return ""
-        reason = _LOST_PREFIX.sub("", one_line(self.lost, self.names))
-        count = self.not_inspected
-        return (f"connection lost: {reason}; {count} document{'' if count == 1 else 's'} "
-                "not inspected")
-
-    @property
-    def exit_status(self) -> int:
-        """0 all succeeded; 2 the connection was lost for good; 1 some documents failed."""
-        if self.lost is not None:
-            return EXIT_USAGE
-        if self.failures:
-            return EXIT_SOME_FAILED
-        return EXIT_OK
-
-
-# "connection to ws://host:port lost: REASON" is said once, by the line's own "connection lost".
-_LOST_PREFIX = re.compile(r"^connection to \S+ lost: ")
-
-
-def _progress_bar(total: int, err: TextIO) -> Any:
-    try:
-        from tqdm import tqdm  # type: ignore[import-untyped,unused-ignore]
-    except ImportError:
-        logger.debug("no progress bar: tqdm is not installed (%s)", CLI_EXTRA)
-        return None
-    return tqdm(total=total, file=err, unit="doc", dynamic_ncols=True)
-
-
-def show_progress(
-    *, wanted: bool, stderr_is_terminal: bool, same_terminal: bool, streaming: bool
-) -> bool:
-    """Whether to draw a progress bar.
-
-    Args:
-        wanted: Neither ``--no-progress`` nor ``--quiet`` was given.
-        stderr_is_terminal: stderr is a terminal (in a pipe or a log a bar is noise).
-        same_terminal: stdout is that same terminal.
-        streaming: Results are printed while the run goes on (jsonl, table); a bar redrawn
-            between their lines would garble them.
-    """
-    return wanted and stderr_is_terminal and not (same_terminal and streaming)
-
-
-def _same_terminal(out: IO[str], err: TextIO) -> bool:
-    try:
-        if not (out.isatty() and err.isatty()):
-            return False
-        first, second = os.fstat(out.fileno()), os.fstat(err.fileno())
-    except (OSError, ValueError, AttributeError):  # closed, or not a real file
-        return False
-    return (first.st_dev, first.st_ino, first.st_rdev) == (
-        second.st_dev, second.st_ino, second.st_rdev
-    )
-
-
-def _is_terminal(stream: TextIO) -> bool:
-    try:
-        return stream.isatty()
-    except (ValueError, AttributeError):
-        return False
-
-
-def inspect_documents(
-    open_inspector: Callable[[], DocumentInspector],
-    document_ids: List[str],
-    *,
-    list_all: bool,
-    report: str,
-    output_format: str,
-    single: bool,
-    out: IO[str],
-    err: TextIO,
-    progress: bool = False,
-    prefix: str = "",
-    names: Optional[Mapping[str, str]] = None,
-) -> DocumentRun:
-    """Open an inspector, inspect the documents, print them; return the finished run.
-
-    Args:
-        open_inspector: Opens the inspector; it is closed before this returns.
-        document_ids: The documents to inspect, in order.
-        list_all: Also inspect every document the server lists (after ``document_ids``).
-        report: ``inspect`` (each inspection) or ``sources`` (the data-source report).
-        output_format: ``json``, ``jsonl`` or ``table``.
-        single: One document was named: ``json`` prints one object, not an array.
-        out: Where the output goes.
-        err: Where failures (and the progress bar) go.
-        progress: Draw a progress bar where it cannot garble the output (see
-            :func:`show_progress`).
-        prefix: As :class:`DocumentRun`.
-        names: As :class:`DocumentRun`.
-
-    Returns:
-        The run: its ``failures``, ``lost``, and its ``exit_status`` (0, 1 or 2).
-
-    Raises:
-        UsageError: The table format or sources report was asked for without sqlglot.
-        InspectorError: The connection could not be opened, or the server could not list its
-            documents.
-    """
-    if report == "sources" or output_format == "table":
-        require_cli_extra()  # before connecting: a missing extra is a usage error
-    streaming = report == "inspect" and (output_format != "json" or single)
-    progress = show_progress(
-        wanted=progress, stderr_is_terminal=_is_terminal(err),
-        same_terminal=_same_terminal(out, err), streaming=streaming,
-    )
-    with open_inspector() as inspector:
-        if list_all:
-            document_ids = list(dict.fromkeys(document_ids + _listed(inspector)))
-        run = DocumentRun(
-            inspector, document_ids, err, progress=progress, prefix=prefix, names=names
-        )
-        if report == "sources":
-            _write_report(run, output_format, out)
-        else:
-            _write_inspections(run, output_format, single, out)
-        return run
-
-
-def _write_inspections(
-    inspections: Iterable[Inspection], output_format: str, single: bool, out: IO[str]
-) -> None:
-    if output_format == "json" and single:
-        for inspection in inspections:
-            _write(out, to_json(inspection, indent=2) + "\n")
-    elif output_format == "json":
-        _write(out, json.dumps([to_wire(i) for i in inspections], indent=2) + "\n")
-    elif output_format == "jsonl":
-        for inspection in inspections:
-            _write(out, to_json(inspection) + "\n")
-    else:
-        from inspector.formatting import inspection_table
-
-        for number, inspection in enumerate(inspections):
-            _write(out, ("\n" if number else "") + inspection_table(inspection))
-
-
-def _write_report(inspections: Iterable[Inspection], output_format: str, out: IO[str]) -> None:
-    from inspector.formatting import sources_table
-    from inspector.sources import build_report, report_to_dict
-
-    report = build_report(inspections)
-    if output_format == "json":
-        _write(out, json.dumps(report_to_dict(report), indent=2) + "\n")
-    else:
-        _write(out, sources_table(report))
-
-
-def _listed(inspector: DocumentInspector) -> List[str]:
-    try:
-        return inspector.list_documents()
-    except ServerError as exc:
-        if exc.code != 400:
-            raise
-        raise InspectorError(
-            f"the server cannot list its documents ({exc}); name them instead"
-        ) from exc
-
-
-def _write(out: IO[str], text: str) -> None:
-    out.write(text)
-    out.flush()  # each document as soon as it is done, also into a pipe
-
-
 # -- the commands --
 
 
@@ -941,8 +424,8 @@ def run_documents_command(args: argparse.Namespace) -> int:
 def run_list(args: argparse.Namespace) -> int:
     """``list``: the ids ListDocuments gives, one a line."""
     with open_output(args.output) as out, open_inspector(args) as inspector:
-        ids = _listed(inspector)
-        _write(out, "".join(f"{document_id}\n" for document_id in ids))
+        ids = list_documents(inspector)
+        write_text(out, "".join(f"{document_id}\n" for document_id in ids))
     return EXIT_OK
 
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
-import functools
 import http.server
 import importlib.metadata
 import json
@@ -30,17 +29,6 @@ import trustme
 from support import MS, wait_until
 
 from inspector import DocumentInspector, Inspection, from_json
-from inspector.cli import (
-    OPTION_NAMES,
-    UsageError,
-    build_parser,
-    check_url,
-    connection_settings,
-    one_line,
-    open_output,
-    show_progress,
-)
-from inspector.exceptions import ConnectionFailed
 from inspector.redaction import REDACTED
 from inspector.server import SampleServer, run_sample_server
 
@@ -767,16 +755,6 @@ def test_durations_are_printed_rounded(sample_server: SampleServer) -> None:
     assert not re.search(r"\d\.\d{3,}", line), line
 
 
-def test_one_line_rounds_durations_and_names_options() -> None:
-    """one_line(): long floats rounded, library parameters named as the options are."""
-    error = ConnectionFailed("could not connect to h:1 within connect_timeout\nafter "
-                             "0.29999807199999395s, no reply within 12.3456s")
-    assert one_line(error, OPTION_NAMES) == (
-        "could not connect to h:1 within --connect-timeout after 0.29999807199999395s, "
-        "no reply within 12 s"
-    )
-
-
 class SilentServer:
     """Accepts TCP connections and never answers: a handshake that hangs."""
 
@@ -804,35 +782,6 @@ def test_silent_server_fails_within_connect_timeout() -> None:
     assert elapsed < 20_000 * MS  # five attempts of 0.2 s and their backoff, not 30 s each
 
 
-def test_connection_settings_map_to_inspector_arguments(tmp_path: Path) -> None:
-    """Options, then INSPECTOR_* variables, then defaults, as DocumentInspector arguments."""
-    ca = trustme.CA()
-    cafile = tmp_path / "ca.pem"
-    ca.cert_pem.write_to_path(str(cafile))
-    parser = build_parser()
-    args = parser.parse_args(["inspect", "x", "--timeout", "none", "--request-timeout", "2.5",
-                              "--max-in-flight", "8", "--cafile", str(cafile)])
-    settings = connection_settings(args, {"INSPECTOR_RETRIES": "3",
-                                          "INSPECTOR_REQUEST_TIMEOUT": "9",
-                                          "INSPECTOR_CONNECT_TIMEOUT": "none"})
-    context = settings.pop("ssl_context")
-    assert isinstance(context, ssl.SSLContext) and context.verify_mode == ssl.CERT_REQUIRED
-    assert settings == {"timeout": None, "request_timeout": 2.5, "connect_timeout": None,
-                        "max_in_flight": 8, "retries": 3}
-    defaults = connection_settings(parser.parse_args(["inspect", "x"]), {})
-    assert defaults == {"timeout": 30.0, "request_timeout": 10.0, "connect_timeout": 10.0,
-                        "max_in_flight": 256, "retries": 5}
-
-
-def test_check_url_accepts_websocket_urls() -> None:
-    """ws:// and wss:// URLs with a host pass as they are; a secret in one is never echoed."""
-    assert check_url(" wss://documents.example.com/api ") == "wss://documents.example.com/api"
-    with pytest.raises(UsageError) as caught:
-        check_url("https://user:pw-123@h.example.com/api?token=tok-123")
-    assert "pw-123" not in str(caught.value) and "tok-123" not in str(caught.value)
-    assert "did you mean wss://h.example.com/api?" in str(caught.value)
-
-
 # -- progress (item 5) --
 
 
@@ -856,18 +805,6 @@ def test_no_bar_when_results_go_to_the_same_terminal(sample_server: SampleServer
     assert status == 0
     expected = run_cli(*args, url=sample_server.url).stdout
     assert shown.replace("\r\n", "\n") == expected
-
-
-def test_show_progress_decision() -> None:
-    """A bar only when wanted, on a terminal, and never between results on that terminal."""
-    decide = functools.partial(show_progress, wanted=True, stderr_is_terminal=True)
-    assert decide(same_terminal=False, streaming=True)
-    assert decide(same_terminal=True, streaming=False)  # results printed once the bar is done
-    assert not decide(same_terminal=True, streaming=True)
-    assert not show_progress(wanted=False, stderr_is_terminal=True, same_terminal=False,
-                             streaming=False)
-    assert not show_progress(wanted=True, stderr_is_terminal=False, same_terminal=False,
-                             streaming=False)
 
 
 def run_on_terminal(
@@ -958,20 +895,6 @@ def test_output_into_a_missing_directory_is_a_usage_error(
     result = run_cli("inspect", "doc-1", "-o", str(target), url=sample_server.url)
     assert_one_line_usage_error(result, f"cannot write --output {target}")
     assert sample_server.stats.handshakes == 0
-
-
-def test_open_output_discards_on_error(tmp_path: Path) -> None:
-    """open_output(): an exception in the block leaves no file; a clean block renames."""
-    target = tmp_path / "out.txt"
-    with pytest.raises(KeyboardInterrupt):
-        with open_output(str(target)) as out:
-            out.write("half")
-            raise KeyboardInterrupt
-    assert list(tmp_path.iterdir()) == []
-    with open_output(str(target)) as out:
-        out.write("whole\n")
-        assert not target.exists()  # nothing at the target until the block ends
-    assert target.read_text() == "whole\n"
 
 
 # -- list, --version (item 10) --

@@ -205,8 +205,9 @@ def _translate_open_error(exc: BaseException, where: str) -> BaseException:
         )
     if isinstance(exc, ssl.SSLCertVerificationError):
         return ConnectionFailed(
-            f"certificate not trusted for {where} ({exc.verify_message}): pass --cafile FILE "
-            "(ssl_context in Python) with the CA that signed it", final=True)
+            f"certificate not trusted for {where} (certificate verification failed: "
+            f"{exc.verify_message}): pass --cafile FILE (ssl_context in Python) with the CA "
+            "that signed it", final=True)
     if isinstance(exc, ssl.SSLError):
         if exc.reason == "WRONG_VERSION_NUMBER":
             return ConnectionFailed(

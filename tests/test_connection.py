@@ -16,7 +16,7 @@ from typing import Any, Dict, List, Tuple
 
 import pytest
 from raw_servers import free_port, raw_server
-from support import run_threads, wait_until
+from support import MS, run_threads, wait_until
 
 from inspector import (
     ClientClosed,
@@ -621,3 +621,68 @@ def test_credentials_in_the_url_stay_out_of_repr_and_thread_names(
     shown += [r.getMessage() for r in caplog.records]
     assert not any("SeCrEt" in text or "pa55word" in text for text in shown)
     assert any("/api" in text for text in shown)
+
+
+# --- the I/O thread's wake-up, and notifications after close (issue 9) ---------------------
+
+
+@pytest.mark.timeout(120)
+def test_no_wake_up_is_lost_with_many_threads_sending(sample_server: Any) -> None:
+    """50 threads queue 2 requests each that get no reply: all 100 reach the server."""
+    sample_server.faults.silent_ids = {"doc-silent"}  # no reply wakes the I/O thread
+    for _ in range(10):
+        _hundred_unanswered_requests_from_50_threads(sample_server)
+
+
+def _hundred_unanswered_requests_from_50_threads(server: Any) -> None:
+    before = server.stats.requests
+    conn = Connection(server.url, request_timeout=None, ping_interval=None)
+
+    def send(n: int) -> None:
+        for _ in range(2):
+            conn.request("GetDocument", {"id": "doc-silent"})
+
+    run_threads(send, 50)
+    wait_until(lambda: server.stats.requests - before == 100, timeout=2000 * MS)
+    started = time.monotonic()
+    conn.close()
+    assert time.monotonic() - started < 1000 * MS
+
+
+def test_no_notification_callback_runs_after_close_returns(sample_server: Any) -> None:
+    """Queued notifications are dropped at close(); none is delivered after it returns."""
+    closed = threading.Event()
+    after_close: List[Any] = []
+    started = threading.Event()
+
+    def slow(method: str, params: Any) -> None:
+        started.set()
+        if closed.is_set():
+            after_close.append(params)
+        time.sleep(5 * MS)  # a slow subscriber, so that notifications queue up
+
+    conn = Connection(sample_server.url)
+    conn.subscribe(slow)
+    for n in range(100):
+        sample_server.notify("DocumentChanged", {"id": f"doc-{n}"})
+    assert started.wait(5000 * MS)
+    conn.close()
+    closed.set()
+    assert after_close == []
+
+
+@pytest.mark.parametrize("raised", [SystemExit, KeyboardInterrupt, ValueError])
+def test_a_subscriber_that_raises_does_not_stop_delivery(sample_server: Any,
+                                                         raised: type) -> None:
+    """SystemExit or KeyboardInterrupt from one callback: later notifications still arrive."""
+    seen: List[Any] = []
+
+    def bad(method: str, params: Any) -> None:
+        raise raised()
+
+    with Connection(sample_server.url) as conn:
+        conn.subscribe(bad)
+        conn.subscribe(lambda method, params: seen.append(params["id"]))
+        sample_server.notify("DocumentChanged", {"id": "one"})
+        sample_server.notify("DocumentChanged", {"id": "two"})
+        wait_until(lambda: seen == ["one", "two"])

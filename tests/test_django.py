@@ -186,10 +186,9 @@ def test_open_inspector_uses_the_settings(sample_server: SampleServer) -> None:
     """open_inspector() builds a DocumentInspector from the setting, with overrides."""
     from inspector.contrib.django.settings import inspector_options, open_inspector
 
-    setting: Dict[str, Any] = {"URL": sample_server.url, "TIMEOUT": 7.0, "MAX_WORKERS": 2}
+    setting: Dict[str, Any] = {"URL": sample_server.url, "TIMEOUT": 7.0, "RETRIES": 2}
     with override_settings(DOCUMENT_INSPECTOR=setting):
-        assert inspector_options() == {"url": sample_server.url, "timeout": 7.0,
-                                       "max_workers": 2}
+        assert inspector_options() == {"url": sample_server.url, "timeout": 7.0, "retries": 2}
         with open_inspector(timeout=3.0) as inspector:
             assert inspector.timeout == 3.0
             assert inspector.inspect("doc-1").document.id == "doc-1"

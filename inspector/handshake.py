@@ -213,6 +213,12 @@ def _translate_open_error(exc: BaseException, where: str) -> BaseException:
             return ConnectionFailed(
                 f"TLS handshake with {where} failed: the server does not speak TLS there "
                 "(did you mean ws://?)", final=True)
+        if exc.reason == "UNEXPECTED_EOF_WHILE_READING":
+            # Also what a server without TLS does on reading a ClientHello as HTTP; it may be
+            # a dropped connection too, so this one is tried again.
+            return ConnectionFailed(
+                f"TLS handshake with {where} failed: the server closed the connection (if it "
+                "does not speak TLS, use ws://)")
         return ConnectionFailed(f"TLS handshake with {where} failed: {exc.reason}")
     if isinstance(exc, (socket.timeout, websocket.WebSocketTimeoutException)):
         return ConnectionFailed(f"could not connect to {where} within connect_timeout")

@@ -997,3 +997,9 @@ def test_sigterm_leaves_no_output_file(sample_server: SampleServer, tmp_path: Pa
             proc.communicate(timeout=RUN_TIMEOUT)
     assert proc.returncode == 128 + signal.SIGTERM, stderr
     assert list(tmp_path.iterdir()) == []
+
+
+def test_wss_to_a_websocket_server_without_tls_suggests_ws(sample_server: SampleServer) -> None:
+    """wss:// to the (plain) sample server, which hangs up on a ClientHello: the hint ws://."""
+    result = run_cli("inspect", "doc-1", url=sample_server.url.replace("ws://", "wss://"))
+    assert_one_line_usage_error(result, "the server closed the connection", "use ws://")

@@ -61,6 +61,17 @@ def test_readme_has_examples() -> None:
     assert len(rst_blocks(text, "pycon")) >= 1
 
 
+def test_readme_is_valid_restructuredtext() -> None:
+    """README.rst renders without a warning (it is the package's long description too)."""
+    docutils_core = pytest.importorskip("docutils.core")
+    warnings = io.StringIO()
+    docutils_core.publish_doctree(
+        README.read_text(encoding="utf-8"),
+        settings_overrides={"warning_stream": warnings, "report_level": 2},
+    )
+    assert warnings.getvalue() == ""
+
+
 def test_readme_python_blocks_run(
     sample_server: SampleServer, monkeypatch: pytest.MonkeyPatch
 ) -> None:

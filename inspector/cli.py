@@ -69,7 +69,7 @@ from inspector.cli_settings import (
     seconds_value,
 )
 from inspector.client import DocumentInspector
-from inspector.exceptions import InspectorError
+from inspector.exceptions import ConnectionFailed, InspectorError
 
 __all__ = [
     "CLI_EXTRA",
@@ -502,7 +502,8 @@ def main(argv: Optional[List[str]] = None) -> int:
         sys.stderr.write(f"{PROG} {args.command}: error: {error}\n")
         return EXIT_USAGE
     except InspectorError as error:
-        sys.stderr.write(f"{PROG}: {type(error).__name__}: {one_line(error, OPTION_NAMES)}\n")
+        line = f"{PROG}: {type(error).__name__}: {one_line(error, OPTION_NAMES)}"
+        sys.stderr.write(line + _time_limits_hint(error, args) + "\n")
         return EXIT_USAGE
     except KeyboardInterrupt:
         sys.stderr.write(f"{PROG}: interrupted\n")
@@ -513,6 +514,30 @@ def main(argv: Optional[List[str]] = None) -> int:
         devnull = os.open(os.devnull, os.O_WRONLY)
         os.dup2(devnull, sys.stdout.fileno())
         return EXIT_SOME_FAILED
+
+
+def _time_limits_hint(error: InspectorError, args: argparse.Namespace) -> str:
+    """For a connection that could not be opened in time: the limits that applied, and how to
+    change them (a silent server is otherwise 30 s of silence and a bare "in time")."""
+    text = str(error)
+    if not isinstance(error, ConnectionFailed) or not (
+        " in time" in text or "connect_timeout" in text
+    ):
+        return ""
+    try:
+        settings = connection_settings(args)
+    except UsageError:
+        return ""
+    limits = [
+        f"{option} {_shown(settings.get(argument))}"
+        for option, argument in (("--connect-timeout", "connect_timeout"),
+                                 ("--timeout", "timeout"))
+    ]
+    return f" ({' per attempt, '.join(limits)} in all; -v shows each attempt)"
+
+
+def _shown(seconds: Optional[float]) -> str:
+    return "none" if seconds is None else f"{seconds:g} s"
 
 
 def _exit_cleanly_on_sigterm() -> None:

@@ -761,7 +761,7 @@ def test_silent_server_fails_within_connect_timeout() -> None:
         result = run_cli("inspect", "doc-1", "--connect-timeout", "0.2", "--timeout", "none",
                          url=f"ws://127.0.0.1:{silent.port}")
         elapsed = time.monotonic() - started
-    assert_one_line_usage_error(result, "--connect-timeout")
+    assert_one_line_usage_error(result, "--connect-timeout 0.2 s per attempt, --timeout none")
     assert elapsed < 20_000 * MS  # five attempts of 0.2 s and their backoff, not 30 s each
 
 

@@ -344,13 +344,24 @@ def open_inspector(args: argparse.Namespace, **options: Any) -> DocumentInspecto
             the token variable is not set.
         ConnectionFailed: The connection could not be opened.
     """
-    url = getattr(args, "url", None) or os.environ.get("INSPECTOR_URL")
-    if not url:
-        raise UsageError("no server URL: give --url or set INSPECTOR_URL")
-    url = check_url(url)
+    url = _server_url(args)
     settings = connection_settings(args)
     token = _token(getattr(args, "token_env", None))
     return DocumentInspector(url, token=token, **{**settings, **options})
+
+
+def _server_url(args: argparse.Namespace) -> str:
+    """``--url``, else ``$INSPECTOR_URL``, checked; a bad one names where it came from."""
+    url = getattr(args, "url", None)
+    if url:
+        return check_url(url)
+    url = os.environ.get("INSPECTOR_URL")
+    if not url:
+        raise UsageError("no server URL: give --url or set INSPECTOR_URL")
+    try:
+        return check_url(url)
+    except UsageError as error:
+        raise UsageError(f"INSPECTOR_URL: {error}") from None
 
 
 class CommandParents(NamedTuple):
@@ -396,9 +407,7 @@ def run_documents_command(args: argparse.Namespace) -> int:
     document_ids = read_document_ids(args.document_ids, args.from_file)
     single = len(args.document_ids) == 1 and not args.all and args.from_file is None
     output_format = args.format or ("json" if single else "jsonl")
-    url = args.url or os.environ.get("INSPECTOR_URL")
-    if url:
-        check_url(url)  # before creating the output file
+    _server_url(args)  # before creating the output file
     try:
         with open_output(args.output) as out:
             run = inspect_documents(

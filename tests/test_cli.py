@@ -566,7 +566,10 @@ def test_url_that_is_not_a_websocket_url_fails_before_connecting(
     """http://, https:// and a missing scheme: exit 2 with the URL meant, nothing connected."""
     host = sample_server.url.split("://", 1)[1]
     result = run_cli("inspect", "doc-1", url=url.format(host=host))
+    assert_one_line_usage_error(result, "INSPECTOR_URL: ", hint.format(host=host))
+    result = run_cli("list", "--url", url.format(host=host), env=child_env())
     assert_one_line_usage_error(result, hint.format(host=host))
+    assert "INSPECTOR_URL" not in result.stderr
     assert sample_server.stats.handshakes == 0
 
 

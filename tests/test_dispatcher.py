@@ -23,7 +23,7 @@ from inspector.window import INITIAL_WINDOW
 def test_list_documents_shares_the_retry_policy_stats_and_window(sample_server: Any) -> None:
     """A 429 on ListDocuments is counted, narrows the window and is sent again."""
     sample_server.faults.max_in_flight = 1
-    sample_server.faults.latency = 0.3
+    sample_server.faults.latency = 300 * MS
     with DocumentInspector(sample_server.url, backoff=0.01) as inspector:
         busy = threading.Thread(target=inspector.inspect, args=("deck-1",))
         busy.start()
@@ -91,7 +91,7 @@ def test_max_workers_is_deprecated(sample_server: Any) -> None:
 @pytest.mark.timeout(120)
 def test_close_racing_calls_leaves_none_blocked(sample_server: Any) -> None:
     """Calls without a timeout, racing close() from other threads, all end; 20 rounds."""
-    sample_server.faults.latency = 0.001
+    sample_server.faults.latency = 1 * MS
     for _ in range(20):
         _close_while_8_threads_call(sample_server.url)
 

@@ -21,7 +21,7 @@ from inspector.server import SampleServer
 
 
 def test_a_call_timeout_holds_while_another_thread_reopens(sample_server: Any) -> None:
-    """inspect(timeout=0.5) ends in time even when the reopening sleeps through long backoff."""
+    """inspect(timeout=0.5 s) ends in time even when the reopening sleeps through its backoff."""
     with DocumentInspector(sample_server.url, backoff=2.0, backoff_max=4.0) as inspector:
         inspector.inspect("doc-1")
         sample_server.faults.refuse_status = 503
@@ -51,7 +51,7 @@ def test_an_outage_is_one_reopening_and_every_waiting_document_fails_at_once(
     """60 documents waiting on a dead server: one backoff schedule, 60 ConnectionLost."""
     server = SampleServer()
     server.start()
-    server.faults.latency = 2.0  # the documents are waiting when the server dies
+    server.faults.latency = 2000 * MS  # the documents are waiting when the server dies
     inspector = DocumentInspector(server.url, timeout=None, connect_attempts=4,
                                   backoff=0.05, max_documents_in_flight=60)
     with inspector, caplog.at_level(logging.INFO, logger="inspector"):

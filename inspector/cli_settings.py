@@ -9,6 +9,7 @@ command line words an error. :mod:`inspector.cli` re-exports every public name.
 from __future__ import annotations
 
 import argparse
+import inspect
 import math
 import os
 import re
@@ -17,6 +18,7 @@ import sys
 from typing import Any, Dict, Iterable, List, Mapping, NoReturn, Optional, TextIO, Tuple
 from urllib.parse import urlsplit
 
+from inspector.client import DocumentInspector
 from inspector.redaction import redact_url
 
 __all__ = [
@@ -35,18 +37,26 @@ class UsageError(Exception):
     """A problem with how the command was called; reported in one line, exit status 2."""
 
 
+def _library_default(argument: str) -> Any:
+    # The command line's defaults are the library's, so that the two never drift apart.
+    return inspect.signature(DocumentInspector.__init__).parameters[argument].default
+
+
 # (option, DocumentInspector argument, environment variable, kind, default, help)
-CONNECTION_SETTINGS: Tuple[Tuple[str, str, str, str, Any, str], ...] = (
-    ("--timeout", "timeout", "INSPECTOR_TIMEOUT", "seconds", 30.0,
-     "the limit for each document, retries included"),
-    ("--request-timeout", "request_timeout", "INSPECTOR_REQUEST_TIMEOUT", "seconds", 10.0,
-     "how long one reply may take before the request is sent again"),
-    ("--connect-timeout", "connect_timeout", "INSPECTOR_CONNECT_TIMEOUT", "seconds", 10.0,
-     "the limit for opening a connection (TCP, TLS, handshake), per attempt"),
-    ("--max-in-flight", "max_in_flight", "INSPECTOR_MAX_IN_FLIGHT", "count", 256,
-     "requests awaiting a reply at once"),
-    ("--retries", "retries", "INSPECTOR_RETRIES", "retries", 5,
-     "times one request is sent again after a lost connection or silence"),
+CONNECTION_SETTINGS: Tuple[Tuple[str, str, str, str, Any, str], ...] = tuple(
+    (option, argument, variable, kind, _library_default(argument), help_text)
+    for option, argument, variable, kind, help_text in (
+        ("--timeout", "timeout", "INSPECTOR_TIMEOUT", "seconds",
+         "the limit for each document (for list, the listing), retries included"),
+        ("--request-timeout", "request_timeout", "INSPECTOR_REQUEST_TIMEOUT", "seconds",
+         "how long one reply may take before the request is sent again"),
+        ("--connect-timeout", "connect_timeout", "INSPECTOR_CONNECT_TIMEOUT", "seconds",
+         "the limit for opening a connection (TCP, TLS, handshake), per attempt"),
+        ("--max-in-flight", "max_in_flight", "INSPECTOR_MAX_IN_FLIGHT", "count",
+         "requests awaiting a reply at once"),
+        ("--retries", "retries", "INSPECTOR_RETRIES", "retries",
+         "times one request is sent again after a lost connection or silence"),
+    )
 )
 # Beyond this a timeout is a mistake (and threading's limit is near): 'none' says "no limit".
 _MAX_SECONDS = 1_000_000.0

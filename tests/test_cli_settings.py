@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import inspect
 import ssl
 from pathlib import Path
 
 import pytest
 import trustme
 
+from inspector import DocumentInspector
 from inspector.cli import build_parser
 from inspector.cli_settings import (
     OPTION_NAMES,
@@ -46,8 +48,9 @@ def test_connection_settings_map_to_inspector_arguments(tmp_path: Path) -> None:
     assert settings == {"timeout": None, "request_timeout": 2.5, "connect_timeout": None,
                         "max_in_flight": 8, "retries": 3}
     defaults = connection_settings(parser.parse_args(["inspect", "x"]), {})
-    assert defaults == {"timeout": 30.0, "request_timeout": 10.0, "connect_timeout": 10.0,
-                        "max_in_flight": 256, "retries": 5}
+    library = inspect.signature(DocumentInspector.__init__).parameters
+    assert defaults == {name: library[name].default for name in defaults}
+    assert defaults["timeout"] == 30.0 and defaults["retries"] == 5
 
 
 def test_check_url_accepts_websocket_urls() -> None:

@@ -167,3 +167,15 @@ def test_nothing_cites_a_protocol_document_that_is_not_there() -> None:
              if "PROTOCOL" + ".md" in path.read_text(encoding="utf-8")]
     assert cited == []
     assert "PROTOCOL" + ".md" not in README.read_text(encoding="utf-8")
+
+
+def test_readme_configuration_defaults_are_the_command_lines() -> None:
+    """The README's configuration table gives each option's real default."""
+    from inspector.cli import CONNECTION_SETTINGS
+
+    text = README.read_text(encoding="utf-8")
+    for option, _, variable, _, default, _ in CONNECTION_SETTINGS:
+        row = next(line for line in text.splitlines() if line.startswith(f"``{option} "))
+        assert f"``{variable}``" in row
+        continuation = text.splitlines()[text.splitlines().index(row) + 1]
+        assert f"({default:g})" in row + continuation, row

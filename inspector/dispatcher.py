@@ -34,7 +34,7 @@ import time
 from collections import deque
 from concurrent.futures import Future, ThreadPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeout
-from typing import TYPE_CHECKING, Any, Deque, List, Mapping, Optional, Set, Tuple
+from typing import TYPE_CHECKING, Any, Callable, Deque, List, Mapping, Optional, Set, Tuple
 
 import attrs
 
@@ -154,11 +154,7 @@ class Dispatcher:
         self._in_flight = 0  # handed to the connection, outcome not yet handled
         self._tasks: Set[Task] = set()
         self._closed = False
-        # Replies waiting for the drain, and whether a drain is submitted or running.
-        self._arrived: Deque[Tuple[_Call, Future[Any]]] = deque()
-        self._drain_lock = threading.Lock()
-        self._draining = False
-        self._executor = ThreadPoolExecutor(1, thread_name_prefix="inspector-dispatch")
+        self._replies = _ReplyQueue(self._handle_round)
         self._timer = _RetryTimer(self._send_again)
 
     @property
@@ -222,8 +218,7 @@ class Dispatcher:
         for task in tasks:
             self.fail(task, ClientClosed("the inspector was closed before this completed"))
         self._timer.stop()
-        on_own_thread = threading.current_thread().name.startswith("inspector-dispatch")
-        self._executor.shutdown(wait=not on_own_thread)
+        self._replies.shutdown()
 
     # -- out --
 
@@ -275,60 +270,24 @@ class Dispatcher:
     # -- in --
 
     def arrive(self, call: _Call, reply: Future[Any]) -> None:
-        """Queue a settled reply for the drain, and make sure a drain is running."""
-        self._arrived.append((call, reply))
-        if self._draining:
-            return  # the drain re-checks the queue under the lock before it stops
-        with self._drain_lock:
-            if self._draining:
-                return
-            self._draining = True
-        try:
-            self._executor.submit(self._drain)
-        except RuntimeError:
-            # Shut down: close() failed every task already, so the reply has no one to go to.
-            with self._drain_lock:
-                self._draining = False
+        """Take a settled reply (on the I/O thread: it is only queued)."""
+        self._replies.put((call, reply))
 
-    def _drain(self) -> None:
-        """Handle replies until none are queued, sending each round's follow-ups in one write.
-
-        While it works, replies pile up in the queue and the next round takes them all.
-        """
-        arrived = self._arrived
-        while True:
-            round_ = _Round()
-            handled = len(arrived)
-            for _ in range(handled):
-                call, reply = arrived.popleft()
-                self._handle(call, reply, round_)
-            with self._lock:
-                self._in_flight -= handled
-                if round_.successes:
-                    self._window.on_success(round_.successes)
-                if round_.overloaded is not None and self._window.on_overload(
-                    self._in_flight + handled
-                ):
-                    logger.info("%s: keeping at most %d requests in flight",
-                                round_.overloaded, self._window.size)
-                if round_.retry_now:
-                    self._backlog.extendleft(reversed(round_.retry_now))  # older than the rest
-                self._backlog.extend(round_.follow_ups)
-            for delay, calls in round_.retry_later:
-                self._timer.schedule(delay, calls)
-            self.pump()  # this round's replies made room
-            with self._drain_lock:
-                if arrived:
-                    continue
-                self._draining = False
-            # A reply queued between the check and the flag going down saw the flag still up
-            # and left it to this drain: take it back rather than strand it.
-            if not arrived:
-                return
-            with self._drain_lock:
-                if self._draining:
-                    return  # a new drain was submitted for it
-                self._draining = True
+    def _handle_round(self, replies: List[Tuple[_Call, Future[Any]]]) -> None:
+        """Handle one round of replies; send their follow-ups in one write."""
+        round_ = _Round()
+        for call, reply in replies:
+            self._handle(call, reply, round_)
+        with self._lock:
+            self._in_flight -= len(replies)
+            if round_.successes:
+                self._window.on_success(round_.successes)
+            if round_.retry_now:
+                self._backlog.extendleft(reversed(round_.retry_now))  # older than the rest
+            self._backlog.extend(round_.follow_ups)
+        for delay, calls in round_.retry_later:
+            self._timer.schedule(delay, calls)
+        self.pump()  # this round's replies made room
 
     def _handle(self, call: _Call, reply: Future[Any], round_: _Round) -> None:
         task = call.task
@@ -362,15 +321,19 @@ class Dispatcher:
             return
         if isinstance(error, ServerError):
             self.stats.resent_after_busy += 1
-            round_.overloaded = f"server busy ({error.code})"
+            self._overloaded(round_, f"server busy ({error.code})")
         elif isinstance(error, RequestTimeout):
             self.stats.resent_after_silence += 1
         else:
             self.stats.resent_after_loss += 1
             # A connection that dropped with requests in flight may drop again under the same
             # load (a proxy's request limit, say): send fewer at a time.
-            round_.overloaded = "connection lost with requests in flight"
-        delay = retry.delay(error, paced=not self._window.at_floor)
+            self._overloaded(round_, "connection lost with requests in flight")
+        # A 429 goes again at once only in the round whose signal halved the window: the
+        # narrower window then spaces it out. A 429 that bounces after that, before any reply
+        # succeeded, would bounce at loopback speed through its whole busy budget while the
+        # server's slow replies are still pending, so it waits out a backoff instead.
+        delay = retry.delay(error, paced=round_.window_cut)
         if not task.deadline.allows(delay):
             self.fail(task, error)
             return
@@ -383,17 +346,85 @@ class Dispatcher:
             round_.retry_now.append(call)
 
 
+    def _overloaded(self, round_: _Round, reason: str) -> None:
+        """The server pushed back: halve the window, once per round of signals."""
+        if round_.overload_seen:
+            return
+        round_.overload_seen = True
+        with self._lock:
+            round_.window_cut = self._window.on_overload(self._in_flight)
+            size = self._window.size
+        if round_.window_cut:
+            logger.info("%s: keeping at most %d requests in flight", reason, size)
+
+
 class _Round:
     """What one round of the drain found: follow-ups, retries, signals for the window."""
 
-    __slots__ = ("follow_ups", "retry_now", "retry_later", "successes", "overloaded")
+    __slots__ = ("follow_ups", "retry_now", "retry_later", "successes", "overload_seen",
+                 "window_cut")
 
     def __init__(self) -> None:
         self.follow_ups: List[_Call] = []
         self.retry_now: List[_Call] = []
         self.retry_later: List[Tuple[float, List[_Call]]] = []
         self.successes = 0
-        self.overloaded: Optional[str] = None  # why the server seems overloaded, if it does
+        self.overload_seen = False  # a reply of this round said the server is overloaded
+        self.window_cut = False  # and that halved the window
+
+
+class _ReplyQueue:
+    """Replies queued by the I/O thread, handled in rounds on one executor thread.
+
+    ``put()`` only appends and, if no drain is running, submits one; a drain takes everything
+    queued as one round, round after round until the queue is empty, so replies that arrive
+    while it works are handled together in the next round.
+    """
+
+    def __init__(self, handle_round: Callable[[List[Tuple[_Call, Future[Any]]]], None]) -> None:
+        self._handle_round = handle_round
+        self._arrived: Deque[Tuple[_Call, Future[Any]]] = deque()
+        # Guards whether a drain is submitted or running; the queue itself needs no lock
+        # (deque appends and pops are atomic).
+        self._lock = threading.Lock()
+        self._draining = False
+        self._executor = ThreadPoolExecutor(1, thread_name_prefix="inspector-dispatch")
+
+    def put(self, item: Tuple[_Call, Future[Any]]) -> None:
+        self._arrived.append(item)
+        if self._draining:
+            return  # the drain re-checks the queue under the lock before it stops
+        with self._lock:
+            if self._draining:
+                return
+            self._draining = True
+        try:
+            self._executor.submit(self._drain)
+        except RuntimeError:
+            # Shut down: close() failed every task already, so the reply has no one to go to.
+            with self._lock:
+                self._draining = False
+
+    def _drain(self) -> None:
+        arrived = self._arrived
+        while True:
+            self._handle_round([arrived.popleft() for _ in range(len(arrived))])
+            with self._lock:
+                if arrived:
+                    continue
+                self._draining = False
+            # A reply queued between the check and the flag going down saw the flag still up
+            # and left it to this drain: take it back rather than strand it.
+            if not arrived:
+                return
+            with self._lock:
+                if self._draining:
+                    return  # a new drain was submitted for it
+                self._draining = True
+
+    def shutdown(self) -> None:
+        on_own_thread = threading.current_thread().name.startswith("inspector-dispatch")
+        self._executor.shutdown(wait=not on_own_thread)
 
 
 class _RetryTimer:
@@ -402,7 +433,7 @@ class _RetryTimer:
     Its thread starts on the first delayed retry and ends with ``stop()``.
     """
 
-    def __init__(self, send: Any) -> None:
+    def __init__(self, send: Callable[[List[_Call]], None]) -> None:
         self._send = send
         self._due: List[Tuple[float, int, List[_Call]]] = []
         self._order = 0  # breaks ties in the heap: lists of calls do not compare

@@ -32,6 +32,7 @@ from inspector.cli import (
     UsageError,
     inspect_documents,
     read_document_ids,
+    seconds_value,
 )
 from inspector.client import DocumentInspector
 from inspector.contrib.django.settings import inspector_options, open_inspector
@@ -61,8 +62,9 @@ class Command(BaseCommand):  # type: ignore[misc]  # Django ships no types
         )
         parser.add_argument("--sources", action="store_true",
                             help="print the data-source report instead of the inspections")
-        parser.add_argument("--timeout", type=float, default=None, metavar="SECONDS",
-                            help="seconds per document (default: the setting's TIMEOUT)")
+        parser.add_argument("--timeout", default=None, metavar="SECONDS",
+                            help="seconds per document, or 'none' for no limit (default: the "
+                            "setting's TIMEOUT)")
         parser.add_argument(
             "--db", nargs="?", const=_FROM_SETTINGS, default=None, metavar="DB",
             help="scan the documents into this inventory (a SQLite path or a SQLAlchemy "
@@ -79,16 +81,21 @@ class Command(BaseCommand):  # type: ignore[misc]  # Django ships no types
         if not document_ids and not list_all and from_file is None:
             raise CommandError("name at least one DOC_ID, or give --all or --from-file",
                                returncode=EXIT_USAGE)
-        if options["db"] is not None:
-            self._scan(options["db"], document_ids, list_all, from_file, options)
-            return
         single = len(document_ids) == 1 and not list_all and from_file is None
         output_format = options["format"] or ("json" if single or options["sources"] else "jsonl")
         if report == "sources" and output_format == "jsonl":
             raise CommandError("--sources prints one report: use --format json or table",
                                returncode=EXIT_USAGE)
         inspector_options()  # a misconfiguration is ImproperlyConfigured, before anything runs
-        overrides = {} if options["timeout"] is None else {"timeout": options["timeout"]}
+        overrides: Dict[str, Any] = {}
+        if options["timeout"] is not None:
+            try:
+                overrides["timeout"] = seconds_value("--timeout", str(options["timeout"]))
+            except UsageError as exc:
+                raise CommandError(str(exc), returncode=EXIT_USAGE) from None
+        if options["db"] is not None:
+            self._scan(options["db"], document_ids, list_all, from_file, options, overrides)
+            return
 
         def open_configured() -> DocumentInspector:
             return open_inspector(**overrides)
@@ -108,6 +115,8 @@ class Command(BaseCommand):  # type: ignore[misc]  # Django ships no types
             raise CommandError(str(exc), returncode=EXIT_USAGE) from None
         except InspectorError as exc:
             raise CommandError(f"{type(exc).__name__}: {exc}", returncode=EXIT_USAGE) from exc
+        if run.lost is not None:  # reported on stderr already, in one line
+            raise CommandError(run.lost_line, returncode=run.exit_status)
         if run.failures:
             failed = ", ".join(document_id for document_id, _ in run.failures)
             raise CommandError(
@@ -116,7 +125,8 @@ class Command(BaseCommand):  # type: ignore[misc]  # Django ships no types
             )
 
     def _scan(self, db: str, document_ids: List[str], list_all: bool,
-              from_file: Optional[str], options: Dict[str, Any]) -> None:
+              from_file: Optional[str], options: Dict[str, Any],
+              overrides: Dict[str, Any]) -> None:
         """``--db``: scan into the inventory, print the run report (``--format json``: JSON)."""
         from inspector.inventory.inventory import Inventory
         from inspector.inventory.report import run_report
@@ -128,8 +138,6 @@ class Command(BaseCommand):  # type: ignore[misc]  # Django ships no types
                     'settings.INVENTORY is not set: give --db DB, or set INVENTORY = '
                     '"inventory.db" (a SQLite path or a SQLAlchemy URL)')
             db = configured
-        inspector_options()  # a misconfiguration is ImproperlyConfigured, before anything runs
-        overrides = {} if options["timeout"] is None else {"timeout": options["timeout"]}
         try:
             ids = read_document_ids(document_ids, from_file)
             with Inventory(db) as inventory, open_inspector(**overrides) as inspector:

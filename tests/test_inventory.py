@@ -1,34 +1,11 @@
-"""The Inventory class, the library's entry point, and the README's examples of it."""
+"""The Inventory class, the library's entry point (README's examples run in test_readme.py)."""
 
 from __future__ import annotations
-
-import re
-from pathlib import Path
 
 import pytest
 
 from inspector import InvalidArgument
 from inspector.inventory import Inventory
-
-README = Path(__file__).resolve().parent.parent / "README.rst"
-
-
-def _inventory_examples() -> list:
-    text = README.read_text(encoding="utf-8")
-    section = text[text.index("\nThe inventory\n---"):]
-    return re.findall(r"\.\. code-block:: python\n\n((?:    .*\n|\n)+)", section)
-
-
-def test_readme_examples_run(tmp_path, monkeypatch):
-    """The python examples of README's inventory section run as written."""
-    examples = _inventory_examples()
-    assert examples
-    monkeypatch.chdir(tmp_path)
-    namespace: dict = {}
-    for example in examples:
-        code = "\n".join(line[4:] for line in example.splitlines())
-        exec(compile(code, str(README), "exec"), namespace)
-    assert (tmp_path / "inventory.db").exists()
 
 
 def test_repr_hides_the_password(postgresql_server):

@@ -2,7 +2,7 @@
 
 * :func:`document_fingerprint`: what a ``GetDocument`` reply is compared with to tell whether a
   document changed since it was stored: its ``updatedAt`` when the server sends one, else a
-  hash of the whole reply (PROTOCOL.md, "Changes").
+  hash of the whole reply (docs/protocol.md, "Changes").
 * :func:`version_content`: the rows of one stored version: the document's fields, its
   containers, widgets, data sources and the tables each reads and writes, the raw JSON as
   evidence and a hash of it (equal content, equal hash).

@@ -98,8 +98,8 @@ metadata = MetaData(naming_convention={
     "pk": "pk_%(table_name)s",
 })
 
-# Ids of documents, containers and widgets are the server's, which PROTOCOL.md does not bound;
-# 512 characters is far beyond any seen, and PostgreSQL needs a bound for a useful index.
+# Ids of documents, containers and widgets are the server's, which docs/protocol.md does not
+# bound; 512 characters is far beyond any seen, and PostgreSQL needs a bound for a useful index.
 _ID = 512
 
 runs = Table(

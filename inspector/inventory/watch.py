@@ -4,9 +4,9 @@
 notifications, reconnections and the time, and says what to do next. A relist (an incremental
 scan of every document, which also catches deletions) is due at the start, every ``relist``
 seconds, and at once after a reconnection, since notifications sent while the connection was
-down are lost (PROTOCOL.md, "Changes"). Documents named by ``DocumentChanged`` are re-inspected
-in small batches; those named by ``DocumentRemoved`` are checked, and marked deleted if the
-server no longer has them.
+down are lost (docs/protocol.md, "Changes"). Documents named by ``DocumentChanged`` are
+re-inspected in small batches; those named by ``DocumentRemoved`` are checked, and marked
+deleted if the server no longer has them.
 
 :class:`Watcher` is the shell: it subscribes to the inspector's notifications, and runs the
 plan's actions as scans (trigger ``watch``) until told to stop. Its relists are requests, so a

@@ -74,6 +74,7 @@ class Attacker:
         self.attack = attack
         self.handshake = handshake
         self.sent = 0
+        self.request = b""  # the client's handshake request
         self.listener = socket.create_server(("127.0.0.1", 0))
         self.url = f"ws://127.0.0.1:{self.listener.getsockname()[1]}"
         self.done = threading.Event()
@@ -90,6 +91,7 @@ class Attacker:
             request = b""
             while b"\r\n\r\n" not in request:
                 request += conn.recv(4096)
+            self.request = request
             if self.handshake:
                 key = ""
                 for line in request.decode("latin-1").split("\r\n"):

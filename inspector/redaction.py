@@ -140,7 +140,7 @@ def credential_values(header_lines: Iterable[str]) -> List[str]:
             continue
         secrets.add(value)
         scheme, space, credential = value.partition(" ")
-        if space and credential.strip():
+        if space and "=" not in scheme and credential.strip():
             secrets.add(credential.strip())
         for pair in value.split(";"):
             _, equals, cookie_value = pair.partition("=")

@@ -54,6 +54,14 @@ class Peer:
     def send(self, data: bytes) -> None:
         self.sock.sendall(data)
 
+    def accept_upgrade(self) -> None:
+        """Answer the handshake with 101 (what HostileServer does unless told not to)."""
+        self.send(
+            b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n"
+            b"Connection: Upgrade\r\nSec-WebSocket-Accept: "
+            + _accept_key(self.request).encode() + b"\r\n\r\n"
+        )
+
     def send_frame(self, payload: bytes, opcode: int = OP_TEXT, fin: bool = True) -> None:
         self.sock.sendall(server_frame(payload, opcode, fin))
 
@@ -97,6 +105,11 @@ class Peer:
             opcode, payload = self.read_frame()
             if opcode == OP_CLOSE:
                 return struct.unpack("!H", payload[:2])[0] if len(payload) >= 2 else None
+
+    def echo_close(self) -> None:
+        """Wait for the client's close frame and answer it, as a polite server does."""
+        code = self.read_close_code()
+        self.send_frame(b"" if code is None else struct.pack("!H", code), OP_CLOSE)
 
     def drain(self) -> None:
         """Read and drop everything until the client closes the TCP connection."""
@@ -163,11 +176,7 @@ class HostileServer:
                 peer = Peer(sock, request)
                 self.peers.append(peer)
                 if self.handshake:
-                    peer.send(
-                        b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n"
-                        b"Connection: Upgrade\r\nSec-WebSocket-Accept: "
-                        + _accept_key(request).encode() + b"\r\n\r\n"
-                    )
+                    peer.accept_upgrade()
                 self.script(peer)
             except (OSError, ConnectionError):
                 pass  # the client went away: for these servers, often the point

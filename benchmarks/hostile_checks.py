@@ -21,7 +21,7 @@ import sys
 import threading
 import time
 import traceback
-from typing import Any, Callable, Dict, List, Optional, Tuple
+from typing import Any, Callable, List, Optional, Tuple
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
@@ -121,7 +121,9 @@ def check_close_codes() -> None:
     for code in (0, 999, 1000, 1004, 1005, 1006, 1015, 2999, 3000, 5000, 65535):
         echoed: List[Optional[int]] = []
 
-        def attack(conn: socket.socket, code: int = code) -> None:
+        def attack(
+            conn: socket.socket, code: int = code, echoed: List[Optional[int]] = echoed
+        ) -> None:
             conn.sendall(frame(struct.pack("!H", code) + b"bye", 0x8))
             conn.settimeout(5)
             opcode, payload = read_client_frame(conn)

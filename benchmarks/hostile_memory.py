@@ -18,6 +18,8 @@ Scenarios (issue 10's items):
 * ``notifications`` (3): 500,000 notifications to a subscriber that is stuck.
 * ``header-line`` (4): a handshake response whose header line never ends (20 MB of it, or
   until the client gives up).
+* ``largest-whole`` and ``largest-fragmented``, the reference: what one honest reply of 15 MiB
+  costs, sent in one frame or in 4 KiB fragments. Whatever a message is, it costs at most this.
 
 The client's ``max_message_size`` is left at its default, 16 MiB; the bound each scenario must
 meet is printed beside it.
@@ -134,6 +136,26 @@ def run_fragments(fragment: bytes, count: int) -> Dict[str, object]:
     return measure(conn, server, lambda: conn.call("Go", timeout=120), InspectorError)
 
 
+def run_largest(fragment_size: int) -> Dict[str, object]:
+    from inspector import Connection, InspectorError
+
+    text = b'{"id":1,"result":"' + b"x" * (15 * MiB) + b'"}'
+
+    def attack(conn: socket.socket) -> None:
+        if not fragment_size:
+            server.send(conn, frame(text, 0x1))
+            return
+        pieces = [text[i : i + fragment_size] for i in range(0, len(text), fragment_size)]
+        server.send(conn, frame(pieces[0], 0x1, fin=False))
+        for piece in pieces[1:-1]:
+            server.send(conn, frame(piece, 0x0, fin=False))
+        server.send(conn, frame(pieces[-1], 0x0))
+
+    server = Attacker(attack)
+    conn = Connection(server.url, request_timeout=None, ping_interval=None)
+    return measure(conn, server, lambda: len(conn.call("Go", timeout=120)), InspectorError)
+
+
 def run_pings(total: int) -> Dict[str, object]:
     from inspector import Connection, InspectorError
 
@@ -229,6 +251,8 @@ SCENARIOS: Dict[str, Tuple[str, Callable[[], Dict[str, object]]]] = {
     "pings": ("outgoing buffer bound", lambda: run_pings(100 * 10**6)),
     "notifications": ("notification queue bound", lambda: run_notifications(500_000)),
     "header-line": ("handshake header bound", lambda: run_header_line(20 * 10**6)),
+    "largest-whole": ("reference", lambda: run_largest(0)),
+    "largest-fragmented": ("reference", lambda: run_largest(4096)),
 }
 
 
@@ -237,18 +261,19 @@ def main() -> None:
     if len(names) == 2 and names[0] == "--child":
         print(json.dumps(SCENARIOS[names[1]][1]()))
         return
-    print(f"{'scenario':16} {'sent MB':>8} {'secs':>6} {'peak +MiB':>10} {'held +MiB':>10}  outcome")
+    print(f"{'scenario':18} {'sent MB':>8} {'secs':>6} {'peak +MiB':>10} {'held +MiB':>10}"
+          "  outcome")
     for name in names:
         child = subprocess.run(
             [sys.executable, __file__, "--child", name], capture_output=True, text=True,
             timeout=600,
         )
         if child.returncode != 0:
-            print(f"{name:16} failed: {child.stderr.strip().splitlines()[-1:]}")
+            print(f"{name:18} failed: {child.stderr.strip().splitlines()[-1:]}")
             continue
         result = json.loads(child.stdout.strip().splitlines()[-1])
         print(
-            f"{name:16} {result['sent_mb']:8.1f} {result['seconds']:6.1f} "
+            f"{name:18} {result['sent_mb']:8.1f} {result['seconds']:6.1f} "
             f"{result['peak_growth_mib']:10.1f} {result['held_after_mib']:10.1f}  "
             f"{result['outcome']}"
         )

@@ -30,7 +30,8 @@ def test_long_text_is_cut_and_says_how_much() -> None:
     """Text over the limit keeps its start and the count of what was left out."""
     text = "x" * (12 * 2**20)
     shown = printable(text)
-    assert shown == "x" * MESSAGE_TEXT_LIMIT + f"... ({len(text) - MESSAGE_TEXT_LIMIT} more characters)"
+    omitted = len(text) - MESSAGE_TEXT_LIMIT
+    assert shown == "x" * MESSAGE_TEXT_LIMIT + f"... ({omitted} more characters)"
 
 
 def test_quote_shows_a_literal() -> None:

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import traceback
-from typing import Callable
 import tracemalloc
+from typing import Callable
 
 import pytest
 from hostile_peers import Peer, hostile_server

@@ -9,7 +9,7 @@ import time
 from typing import Any, Dict, List, Tuple
 
 import pytest
-from support import expected_layout, layout_of, run_threads
+from support import MS, expected_layout, layout_of, run_threads
 
 from inspector import (
     ClientClosed,
@@ -31,8 +31,8 @@ def test_widgets_come_in_document_order_whatever_the_reply_order(sample_server: 
     """Containers in document order, widgets in container order, though replies are shuffled."""
     expected = expected_layout(sample_server.url, "gen-12x6")
     assert len(expected) == 72
-    sample_server.faults.latency = 0.001
-    sample_server.faults.jitter = 0.02
+    sample_server.faults.latency = 1 * MS
+    sample_server.faults.jitter = 20 * MS
     with DocumentInspector(sample_server.url) as inspector:
         for _ in range(3):
             widgets = inspector.get_widgets("gen-12x6")
@@ -57,7 +57,7 @@ def test_catalog_dashboard_is_typed_and_complete(sample_server: Any) -> None:
 def test_shared_widget_fetched_once_returned_once(sample_server: Any) -> None:
     """A widget listed by two containers is requested once and attributed to the first."""
     expected = expected_layout(sample_server.url, "doc-2")
-    sample_server.faults.jitter = 0.02
+    sample_server.faults.jitter = 20 * MS
     with DocumentInspector(sample_server.url) as inspector:
         before = inspector.connection.stats.requests
         report = inspector.inspect("doc-2")
@@ -111,17 +111,17 @@ def test_failing_widget_names_itself_and_inspector_stays_usable(sample_server: A
 def test_timeout_bounds_the_whole_call(sample_server: Any) -> None:
     """A widget that never answers makes the call fail at its timeout, not request_timeout."""
     sample_server.faults.silent_ids = frozenset({"doc-1/c2/w1"})
-    with DocumentInspector(sample_server.url, request_timeout=60) as inspector:
+    with DocumentInspector(sample_server.url, request_timeout=60_000 * MS) as inspector:
         started = time.monotonic()
         with pytest.raises(RequestTimeout, match="doc-1"):
-            inspector.inspect("doc-1", timeout=0.5)
-        assert time.monotonic() - started < 5
+            inspector.inspect("doc-1", timeout=500 * MS)
+        assert time.monotonic() - started < 5000 * MS
         assert inspector.get_widgets("doc-3")
 
 
 def test_inspect_many_yields_in_given_order(sample_server: Any) -> None:
     """inspect_many yields in the order given, however replies interleave."""
-    sample_server.faults.jitter = 0.02
+    sample_server.faults.jitter = 20 * MS
     ids = ["doc-3", "gen-3x2-a", "ds-1", "doc-1", "deck-1", "gen-1x1-b"]
     with DocumentInspector(sample_server.url) as inspector:
         reports = list(inspector.inspect_many(ids))
@@ -132,7 +132,7 @@ def test_inspect_many_yields_in_given_order(sample_server: Any) -> None:
 
 def test_inspect_many_works_on_several_documents_at_once(sample_server: Any) -> None:
     """Twenty documents at 0.1 s latency cost far less than 20 x 3 round trips."""
-    sample_server.faults.latency = 0.1
+    sample_server.faults.latency = 100 * MS
     ids = [f"gen-2x2-p{i}" for i in range(20)]
     with DocumentInspector(sample_server.url, max_documents_in_flight=8) as inspector:
         started = time.monotonic()
@@ -157,7 +157,7 @@ def test_inspect_many_return_exceptions_keeps_going(sample_server: Any) -> None:
 @pytest.mark.timeout(120)
 def test_16_threads_share_one_inspector(sample_server: Any) -> None:
     """Sixteen threads inspecting at once through one inspector all get correct results."""
-    sample_server.faults.jitter = 0.005
+    sample_server.faults.jitter = 5 * MS
     ids = ["doc-1", "doc-2", "doc-8", "deck-1", "ds-1", "gen-5x4"]
     expected: Dict[str, List[Tuple[str, str]]] = {
         i: expected_layout(sample_server.url, i) for i in ids
@@ -300,7 +300,7 @@ def test_script_that_never_closes_the_inspector_still_exits(sample_server: Any) 
          "di = DocumentInspector(sys.argv[1])\n"
          "print(len(di.get_widgets('gen-20x20')))\n",
          sample_server.url],
-        capture_output=True, text=True, timeout=30,
+        capture_output=True, text=True, timeout=30_000 * MS,
     )
     assert (child.returncode, child.stdout.strip()) == (0, "400")
     assert "Traceback" not in child.stderr

@@ -246,24 +246,69 @@ def check_bad_arguments() -> None:
     print("5  " + "; ".join(outcomes))
 
 
+def echo_close(conn: socket.socket) -> None:
+    """Answer the client's close frame, as a polite server does."""
+    conn.settimeout(60)
+    try:
+        while True:
+            opcode, payload = read_client_frame(conn)
+            if opcode == 0x8:
+                conn.sendall(frame(payload[:2], 0x8))
+                return
+    except OSError:
+        pass
+
+
 def check_exit_with_silent_server() -> None:
     """Item 12: seconds until a process ends whose connection's server never answers a close."""
-    for how in ("exit", "del", "close"):
-        server = Attacker(drain)
-        end = {"exit": "", "del": "del conn\n", "close": "conn.close()\n"}[how]
+    cases = [
+        ("exit, polite server (reference)", echo_close, "Connection", ""),
+        ("exit", drain, "Connection", ""),
+        ("del", drain, "Connection", "del conn\n"),
+        ("close()", drain, "Connection", "conn.close()\n"),
+        ("exit, DocumentInspector", drain, "DocumentInspector", ""),
+    ]
+    for name, behaviour, cls, end in cases:
+        server = Attacker(behaviour, handshake=True, wait_for_request=False)
+        options = ", ping_interval=None" if cls == "Connection" else ""
         script = (
             "import inspector\n"
-            f"conn = inspector.Connection({server.url!r}, ping_interval=None)\n" + end
+            f"conn = inspector.{cls}({server.url!r}{options})\n" + end
         )
         started = time.monotonic()
         subprocess.run([sys.executable, "-c", script], timeout=60)
-        print(f"12 {how}: the process ended {time.monotonic() - started:.2f}s after it started")
+        print(f"12 {name}: the process ended {time.monotonic() - started:.2f}s after it started")
+
+
+def check_inspector_arguments() -> None:
+    """Item 5, the high level: numbers given to DocumentInspector and its calls."""
+    from inspector import DocumentInspector
+
+    outcomes = []
+    for name, value in (("timeout", "5"), ("timeout", math.nan), ("timeout", math.inf),
+                        ("max_message_size", 0), ("max_message_size", -1), ("retries", -1),
+                        ("close_timeout", "1")):
+        server = Attacker(drain, wait_for_request=False)
+        try:
+            DocumentInspector(server.url, **{name: value}).close()
+            outcomes.append(f"{name}={value!r}: accepted")
+        except Exception as exc:
+            outcomes.append(f"{name}={value!r}: {type(exc).__name__}")
+    server = Attacker(drain, wait_for_request=False)
+    with DocumentInspector(server.url) as di:
+        for value in ("5", math.nan, -1.0):
+            try:
+                di.get_widgets("doc-1", timeout=value)
+                outcomes.append(f"get_widgets(timeout={value!r}): returned")
+            except Exception as exc:
+                outcomes.append(f"get_widgets(timeout={value!r}): {type(exc).__name__}")
+    print("5  " + "; ".join(outcomes))
 
 
 def main() -> None:
     for check in (check_non_finite, check_junk_replies, check_close_codes, check_long_messages,
                   check_reflected_token, check_redirect_headers, check_bad_arguments,
-                  check_exit_with_silent_server):
+                  check_inspector_arguments, check_exit_with_silent_server):
         try:
             check()
         except Exception as exc:  # one check failing must not hide the others

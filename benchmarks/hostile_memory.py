@@ -72,9 +72,15 @@ def frame(payload: bytes, opcode: int, fin: bool = True) -> bytes:
 class Attacker:
     """One connection on loopback: handshake (or not), wait for a request, then ``attack``."""
 
-    def __init__(self, attack: Callable[[socket.socket], None], handshake: bool = True) -> None:
+    def __init__(
+        self,
+        attack: Callable[[socket.socket], None],
+        handshake: bool = True,
+        wait_for_request: bool = True,
+    ) -> None:
         self.attack = attack
         self.handshake = handshake
+        self.wait_for_request = wait_for_request
         self.sent = 0
         self.request = b""  # the client's handshake request
         self.listener = socket.create_server(("127.0.0.1", 0))
@@ -105,7 +111,8 @@ class Attacker:
                     b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n"
                     b"Connection: Upgrade\r\nSec-WebSocket-Accept: " + key.encode() + b"\r\n\r\n"
                 )
-                conn.recv(4096)  # the client's first request: the attack begins
+                if self.wait_for_request:
+                    conn.recv(4096)  # the client's first request: the attack begins
             self.attack(conn)
         except OSError:
             pass  # the client gave up on us: that is the point

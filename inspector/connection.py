@@ -375,14 +375,16 @@ class _Session:
         if closing_thread_running:
             self._outgoing.append((protocol.encode_close(protocol.CLOSE_NORMAL), None))
             self._wake()
-        limit = self.close_timeout
+        # The I/O thread stops waiting for the answer at close_timeout; the join allows it a
+        # moment more to finish, except at exit, where the grace is all there is.
+        limit, slack = self.close_timeout, 0.5
         if _interpreter_exiting():
-            limit, wait = EXIT_GRACE, True
+            limit, slack = EXIT_GRACE, 0.0
         elif not wait:
             self._notifier.stop(0)
             return
         if not self.in_io_thread:
-            self._io_thread.join(None if limit is None else limit + 0.5)
+            self._io_thread.join(None if limit is None else limit + slack)
             if self._io_thread.is_alive():
                 shutdown_quietly(self._sock)  # last resort: wake any blocked call
                 self._io_thread.join(1.0)

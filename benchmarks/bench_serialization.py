@@ -18,7 +18,7 @@ from inspector.models import Widget
 from inspector.sample_catalog import load_catalog
 from inspector.serialization import from_wire
 
-# PROTOCOL.md's example widget, as the sample catalog holds it (two data sources), plus one
+# docs/protocol.md's example widget, as the sample catalog holds it (two data sources), plus one
 # field this client does not know.
 WIDGET_REPLY: Dict[str, Any] = {
     **(load_catalog().widget("doc-1/c1/w1") or {}),

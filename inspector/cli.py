@@ -4,96 +4,110 @@ Commands::
 
     inspect DOC_ID... | --all | --from-file FILE   print each document's inspection
     sources DOC_ID... | --all | --from-file FILE   the data-source report of those documents
+    list                                           the ids ListDocuments gives, one a line
     demo                                           the sample server in-process, doc-1 inspected
     serve                                          run the sample documents server
 
 The server is ``--url`` or ``$INSPECTOR_URL``. A token is read from the environment only
 (``$INSPECTOR_TOKEN``, or the variable ``--token-env VAR`` names): a command line is visible to
-every user of the machine and kept in shell histories, so no option takes a token.
+every user of the machine and kept in shell histories, so no option takes a token. Every
+setting of the connection (``--timeout``, ``--request-timeout``, ``--connect-timeout``,
+``--max-in-flight``, ``--retries``, ``--cafile``) may come from an ``INSPECTOR_*`` variable
+instead; an option wins over its variable.
 
-Output goes to stdout; stderr gets the failures (one line each: the document id and the reason),
-the progress bar (when stderr is a terminal and there is more than one document) and, with
-``--verbose``, the log. An expected failure never prints a traceback.
+Output goes to stdout, or with ``-o FILE`` to a temporary file beside FILE that is renamed onto
+it when the run completes, so an interrupted run never leaves half a file. stderr gets the
+failures (one line each: the document id and the reason; one line for a connection lost for
+good), the progress bar and, with ``-v``, the log (one line per reconnection and per request
+sent again; ``-vv`` for everything). A progress bar is drawn only where it cannot garble the
+results: stderr a terminal, more than one document, and stdout not that same terminal while
+results are being printed. ``--no-progress`` and ``--quiet`` turn it off. An expected failure
+never prints a traceback.
 
 Exit status: 0 every document succeeded; 1 some failed (the others are still printed); 2 a usage
 error, a connection that could not be opened or was lost; 130 interrupted (Ctrl-C).
 
 The ``table`` format, the ``sources`` report and the progress bar need the ``cli`` extra (sqlglot
-and tqdm); without it, the JSON formats still work, with no progress bar.
+and tqdm), ``serve`` and ``demo`` the ``server`` extra (websockets); without them, ``--help``,
+``list`` and the JSON formats still work, with no progress bar.
 """
 
 from __future__ import annotations
 
 import argparse
 import importlib
-import json
+import importlib.util
 import logging
 import os
+import signal
 import sys
-from typing import (
-    IO,
-    Any,
-    Callable,
-    Iterable,
-    Iterator,
-    List,
-    NamedTuple,
-    NoReturn,
-    Optional,
-    TextIO,
-    Tuple,
-)
+import threading
+from typing import Any, Callable, List, NamedTuple, NoReturn, Optional, Tuple
 
-from inspector.client import DocumentInspector
-from inspector.exceptions import (
-    ClientClosed,
-    ConnectionFailed,
-    ConnectionLost,
-    InspectorError,
-    ServerError,
+from inspector.cli_run import (
+    CLI_EXTRA,
+    EXIT_INTERRUPTED,
+    EXIT_OK,
+    EXIT_SOME_FAILED,
+    EXIT_USAGE,
+    DocumentRun,
+    inspect_documents,
+    list_documents,
+    open_output,
+    require_cli_extra,
+    show_progress,
+    write_text,
 )
-from inspector.models import Inspection
-from inspector.serialization import to_json, to_wire
+from inspector.cli_settings import (
+    CONNECTION_SETTINGS,
+    OPTION_NAMES,
+    UsageError,
+    check_url,
+    connection_settings,
+    one_line,
+    read_document_ids,
+    seconds_value,
+)
+from inspector.client import DocumentInspector
+from inspector.exceptions import ConnectionFailed, InspectorError
 
 __all__ = [
+    "CLI_EXTRA",
     "COMMAND_MODULES",
+    "CONNECTION_SETTINGS",
     "CommandParents",
+    "DocumentRun",
     "EXIT_INTERRUPTED",
     "EXIT_OK",
     "EXIT_SOME_FAILED",
     "EXIT_USAGE",
-    "DocumentRun",
+    "OPTION_NAMES",
     "UsageError",
     "build_parser",
+    "check_url",
     "connection_options",
+    "connection_settings",
     "inspect_documents",
+    "list_documents",
     "main",
+    "one_line",
     "open_inspector",
+    "open_output",
+    "output_options",
     "read_document_ids",
     "require_cli_extra",
+    "seconds_value",
+    "show_progress",
+    "write_text",
 ]
-
-EXIT_OK = 0
-EXIT_SOME_FAILED = 1
-EXIT_USAGE = 2
-EXIT_INTERRUPTED = 130
 
 PROG = "document-inspector"
 DEMO_DOCUMENT = "doc-1"
 INSPECT_FORMATS = ("json", "jsonl", "table")
 SOURCES_FORMATS = ("json", "table")
-CLI_EXTRA = "pip install 'document-inspector[cli]'"
+SERVER_EXTRA = "pip install 'document-inspector[server]'"
 
 logger = logging.getLogger("inspector.cli")
-
-
-# A document that failed with one of these failed for want of a connection, not for itself:
-# lost and not reopened (ConnectionLost, or ConnectionFailed on reopening), or closed under it.
-_CONNECTION_ERRORS = (ConnectionFailed, ConnectionLost, ClientClosed)
-
-
-class UsageError(Exception):
-    """A problem with how the command was called; reported in one line, exit status 2."""
 
 
 # -- the parser --
@@ -113,12 +127,54 @@ class _Parser(argparse.ArgumentParser):
         super().error(message)
 
 
+class _CommandParser(_Parser):
+    """The parser of one command: ids and options in any order, its own errors.
+
+    ``inspect doc-1 --format table doc-2`` takes both ids (``parse_intermixed_args``), and what
+    is not understood is named by this command's parser, with this command's usage, rather than
+    left for the top-level parser to reject with the top-level usage.
+    """
+
+    _parsing = False  # parse_known_intermixed_args calls parse_known_args in turn
+    # A command whose options come with an extra that is not installed takes anything, so that
+    # its run can say which extra to install rather than reject the options.
+    takes_anything = False
+
+    def parse_known_args(  # type: ignore[override]
+        self, args: Optional[List[str]] = None, namespace: Optional[argparse.Namespace] = None
+    ) -> Tuple[argparse.Namespace, List[str]]:
+        if self._parsing:
+            return super().parse_known_args(args, namespace)
+        self._parsing = True
+        try:
+            try:
+                parsed, extras = self.parse_known_intermixed_args(args, namespace)
+            except TypeError:  # a command with a REMAINDER positional cannot be intermixed
+                parsed, extras = super().parse_known_args(args, namespace)
+        finally:
+            self._parsing = False
+        if extras and not self.takes_anything:
+            self.error(f"unrecognized arguments: {' '.join(extras)}")
+        return parsed, []
+
+
 def _without_value(word: str) -> str:
     """``--option`` as is; ``--option=value`` and a bare word with the value hidden."""
     if not word.startswith("-"):
         return "..."
     option, equals, _ = word.partition("=")
     return option + ("=..." if equals else "")
+
+
+def _version() -> str:
+    try:
+        from importlib.metadata import version
+
+        return version("document-inspector")
+    except ImportError:  # not installed: a checkout on sys.path
+        from inspector import __version__
+
+        return __version__
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -129,17 +185,20 @@ def build_parser() -> argparse.ArgumentParser:
         description="Inspect documents (dashboards, slide decks) and the data that feeds them.",
         allow_abbrev=False,
     )
-    parser.add_argument("--verbose", "-v", action="store_true", help="log to stderr")
-    # The same flag after the command; SUPPRESS keeps it from resetting the one given before.
-    verbose = _Parser(add_help=False, allow_abbrev=False)
-    verbose.add_argument(
-        "--verbose", "-v", action="store_true", default=argparse.SUPPRESS, help="log to stderr"
+    parser.add_argument("--version", action="version", version=f"{PROG} {_version()}")
+    _add_common_options(parser, argparse.SUPPRESS)
+    common = _Parser(add_help=False, allow_abbrev=False)
+    _add_common_options(common, argparse.SUPPRESS)
+    output = output_options()
+    parents = CommandParents(connection=connection_options(), common=common, output=output)
+    # Typed as a plain ArgumentParser's: command modules add parsers with plain parents.
+    commands: argparse._SubParsersAction[argparse.ArgumentParser] = parser.add_subparsers(
+        dest="command", metavar="COMMAND", required=True, parser_class=_CommandParser
     )
     documents = _documents_parser()
-    commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
 
     inspect = commands.add_parser(
-        "inspect", parents=[documents, verbose], allow_abbrev=False,
+        "inspect", parents=[documents, output, common], allow_abbrev=False,
         help="inspect documents and print them",
         description="Inspect documents: each one's containers and widgets, with their data "
         "sources.",
@@ -150,9 +209,10 @@ def build_parser() -> argparse.ArgumentParser:
         "jsonl: one line per document, printed as each is done (the default otherwise); "
         "table: for people, per document its widgets by type and its data sources",
     )
+    inspect.set_defaults(run=run_documents_command)
 
     sources = commands.add_parser(
-        "sources", parents=[documents, verbose], allow_abbrev=False,
+        "sources", parents=[documents, output, common], allow_abbrev=False,
         help="report the data sources of documents",
         description="Each distinct data source (database connection, password redacted; "
         "spreadsheet link), its SQL statements with the tables they read, and the documents "
@@ -160,23 +220,62 @@ def build_parser() -> argparse.ArgumentParser:
     )
     sources.add_argument("--format", choices=SOURCES_FORMATS, default="json",
                          help="json (the default) or table")
+    sources.set_defaults(run=run_documents_command)
+
+    listing = commands.add_parser(
+        "list", parents=[parents.connection, output, common], allow_abbrev=False,
+        help="print the ids of every document the server lists, one a line",
+        description="Print the ids ListDocuments gives, one a line, in the server's order.",
+    )
+    listing.set_defaults(run=run_list)
 
     demo = commands.add_parser(
-        "demo", parents=[verbose], allow_abbrev=False,
+        "demo", parents=[common], allow_abbrev=False,
         help="start the sample server in-process and inspect a sample dashboard",
+        description="Start the sample server in this process, inspect sample documents "
+        f"(default {DEMO_DOCUMENT}) and print them. Needs the server extra ({SERVER_EXTRA}).",
     )
-    demo.add_argument("document_ids", nargs="*", metavar="DOC_ID", default=[DEMO_DOCUMENT])
+    demo.add_argument("document_ids", nargs="*", metavar="DOC_ID", default=[DEMO_DOCUMENT],
+                      help=f"sample documents to inspect (default: {DEMO_DOCUMENT})")
+    demo.add_argument("--format", choices=INSPECT_FORMATS, default=None,
+                      help="as for inspect: json (the default for one DOC_ID), jsonl, table")
+    demo.set_defaults(run=run_demo)
 
     serve = commands.add_parser(
-        "serve", parents=[verbose], allow_abbrev=False, help="run the sample documents server"
+        "serve", parents=[common], allow_abbrev=False, help="run the sample documents server",
+        description="Run the sample documents server until SIGINT or SIGTERM. Needs the "
+        f"server extra ({SERVER_EXTRA}).",
     )
-    from inspector.server import add_serve_arguments
+    if _server_extra_installed():
+        from inspector.server import add_serve_arguments
 
-    add_serve_arguments(serve)
-    parents = CommandParents(connection=connection_options(), common=verbose)
+        add_serve_arguments(serve)
+        serve.set_defaults(run=_run_serve)
+    else:
+        # Its options come with the extra; whatever is given, the answer is how to install it.
+        assert isinstance(serve, _CommandParser)
+        serve.takes_anything = True
+        serve.set_defaults(run=_server_extra_missing)
+
     for module_name in COMMAND_MODULES:
         importlib.import_module(module_name).add_commands(commands, parents)
     return parser
+
+
+def _add_common_options(parser: argparse.ArgumentParser, default: Any) -> None:
+    # Given before or after the command. SUPPRESS keeps the command's copy from resetting the
+    # one given before it; main() reads them with getattr(..., default).
+    parser.add_argument("--verbose", "-v", action="count", default=default,
+                        help="log to stderr: -v one line per reconnection and per request sent "
+                        "again, -vv everything")
+    parser.add_argument("--quiet", "-q", action="store_true", default=default,
+                        help="no progress bar and no notes on stderr; errors still shown")
+    parser.add_argument("--no-progress", action="store_true", default=default,
+                        help="no progress bar")
+
+
+def _server_extra_installed() -> bool:
+    return importlib.util.find_spec("websockets") is not None
 
 
 def _documents_parser() -> _Parser:
@@ -196,7 +295,8 @@ def connection_options() -> _Parser:
     """A parent parser with the options that say which server, and how to talk to it.
 
     Every command that talks to a server takes it (``parents=[...]``) and opens its
-    inspector with :func:`open_inspector`.
+    inspector with :func:`open_inspector`. Each option but ``--token-env`` may be given as an
+    ``INSPECTOR_*`` environment variable instead (``--url`` as ``INSPECTOR_URL``, ...).
     """
     parser = _Parser(add_help=False, allow_abbrev=False)
     server = parser.add_argument_group("server")
@@ -207,8 +307,27 @@ def connection_options() -> _Parser:
         "a token itself is never accepted on the command line",
     )
     server.add_argument("--token", nargs="?", action=_RefuseToken, help=argparse.SUPPRESS)
-    server.add_argument("--timeout", type=float, default=30.0, metavar="SECONDS",
-                        help="seconds per document (default: %(default)s)")
+    for option, _, variable, kind, default, help_text in CONNECTION_SETTINGS:
+        metavar = "SECONDS" if kind == "seconds" else "N"
+        shown = "none" if default is None else f"{default:g}"
+        limit = "; 'none': no limit" if kind != "retries" else ""
+        server.add_argument(option, metavar=metavar,
+                            help=f"{help_text} (default: ${variable}, else {shown}{limit})")
+    server.add_argument("--cafile", metavar="FILE",
+                        help="trust the CA certificates in this PEM file for wss:// "
+                        "(default: $INSPECTOR_CAFILE, else the system's)")
+    return parser
+
+
+def output_options() -> _Parser:
+    """A parent parser with ``-o/--output FILE``; a command writes through :func:`open_output`."""
+    parser = _Parser(add_help=False, allow_abbrev=False)
+    parser.add_argument(
+        "-o", "--output", metavar="FILE",
+        help="write the results to FILE instead of stdout: to a temporary file beside it, "
+        "renamed onto FILE once the run completes, so an interrupted run leaves nothing "
+        "('-': stdout)",
+    )
     return parser
 
 
@@ -217,24 +336,40 @@ def open_inspector(args: argparse.Namespace, **options: Any) -> DocumentInspecto
 
     Args:
         args: The parsed command line.
-        **options: More keyword arguments for :class:`DocumentInspector`.
+        **options: More keyword arguments for :class:`DocumentInspector`; they win over the
+            options.
 
     Raises:
-        UsageError: No URL, or the token variable is not set.
+        UsageError: No URL, one that cannot name a WebSocket endpoint, a value out of range, or
+            the token variable is not set.
         ConnectionFailed: The connection could not be opened.
     """
-    url = args.url or os.environ.get("INSPECTOR_URL")
+    url = _server_url(args)
+    settings = connection_settings(args)
+    token = _token(getattr(args, "token_env", None))
+    return DocumentInspector(url, token=token, **{**settings, **options})
+
+
+def _server_url(args: argparse.Namespace) -> str:
+    """``--url``, else ``$INSPECTOR_URL``, checked; a bad one names where it came from."""
+    url = getattr(args, "url", None)
+    if url:
+        return check_url(url)
+    url = os.environ.get("INSPECTOR_URL")
     if not url:
         raise UsageError("no server URL: give --url or set INSPECTOR_URL")
-    token = _token(args.token_env)
-    return DocumentInspector(url, token=token, timeout=args.timeout, **options)
+    try:
+        return check_url(url)
+    except UsageError as error:
+        raise UsageError(f"INSPECTOR_URL: {error}") from None
 
 
 class CommandParents(NamedTuple):
     """Parent parsers a command module builds its subcommands from."""
 
     connection: argparse.ArgumentParser  # --url, --token-env, --timeout, ...: see above
-    common: argparse.ArgumentParser  # --verbose after the command
+    common: argparse.ArgumentParser  # -v, -q, --no-progress after the command
+    output: Optional[argparse.ArgumentParser] = None  # -o/--output FILE: see open_output()
 
 
 # Modules that add commands of their own: each has ``add_commands(commands, parents)``, which
@@ -254,220 +389,15 @@ class _RefuseToken(argparse.Action):
                      "another variable named by --token-env VAR")
 
 
-# -- the pieces the commands share (the Django command uses them too) --
-
-
-def read_document_ids(
-    document_ids: Iterable[str], from_file: Optional[str], stdin: Optional[TextIO] = None
-) -> List[str]:
-    """The ids named on the command line, then those in ``from_file``, each once.
-
-    Args:
-        document_ids: Ids given as arguments.
-        from_file: A file of ids, one a line; ``-`` for ``stdin``. Blank lines and lines
-            starting with ``#`` are skipped.
-        stdin: What ``-`` reads; default ``sys.stdin``.
-
-    Raises:
-        UsageError: The file cannot be read.
-    """
-    ids = list(document_ids)
-    if from_file == "-":
-        ids += _ids_in((stdin or sys.stdin).read())
-    elif from_file is not None:
-        try:
-            with open(from_file, encoding="utf-8") as file:
-                ids += _ids_in(file.read())
-        except (OSError, UnicodeDecodeError) as exc:
-            raise UsageError(f"cannot read --from-file {from_file}: {exc}") from None
-    return list(dict.fromkeys(ids))
-
-
-def _ids_in(text: str) -> List[str]:
-    lines = (line.strip() for line in text.splitlines())
-    return [line for line in lines if line and not line.startswith("#")]
-
-
-def require_cli_extra() -> None:
-    """Check that the table format and the sources report can run: they need sqlglot.
-
-    Raises:
-        UsageError: sqlglot is not installed; the message says how to install it.
-    """
-    try:
-        import inspector.formatting  # noqa: F401  (imports inspector.sources, and sqlglot)
-    except ImportError as exc:
-        if (exc.name or "").split(".")[0] != "sqlglot":
-            raise
-        raise UsageError(
-            f"the table format and the sources report need sqlglot: {CLI_EXTRA}"
-        ) from None
-
-
-class DocumentRun:
-    """Inspect documents in the order given; report each failure on ``err`` as it happens.
-
-    Iterate over it for the inspections that succeeded, in order; afterwards ``failures``
-    holds the others and ``exit_status`` says how the run went.
-
-    Args:
-        inspector: An open inspector.
-        document_ids: The documents, in the order to report them.
-        err: Where failures and the progress bar go.
-        progress: Show a progress bar (tqdm, if installed) when there is more than one document.
-        prefix: Put before each failure line (the program's name).
-    """
-
-    def __init__(
-        self,
-        inspector: DocumentInspector,
-        document_ids: List[str],
-        err: TextIO,
-        *,
-        progress: bool = False,
-        prefix: str = "",
-    ) -> None:
-        self.inspector = inspector
-        self.document_ids = document_ids
-        self.err = err
-        self.progress = progress and len(document_ids) > 1
-        self.prefix = prefix
-        self.failures: List[Tuple[str, InspectorError]] = []
-
-    def __iter__(self) -> Iterator[Inspection]:
-        bar = _progress_bar(len(self.document_ids), self.err) if self.progress else None
-        try:
-            results = self.inspector.inspect_many(self.document_ids, return_exceptions=True)
-            for document_id, result in zip(self.document_ids, results):
-                if bar is not None:
-                    bar.update(1)
-                if isinstance(result, InspectorError):
-                    self.failures.append((document_id, result))
-                    line = f"{self.prefix}{document_id}: {type(result).__name__}: {result}\n"
-                    if bar is not None:
-                        bar.write(line, file=self.err, end="")  # above the bar, then redrawn
-                    else:
-                        self.err.write(line)
-                    self.err.flush()
-                else:
-                    yield result
-        finally:
-            if bar is not None:
-                bar.close()
-
-    @property
-    def exit_status(self) -> int:
-        """0 all succeeded; 2 the connection was lost for good; 1 some documents failed."""
-        if not self.failures:
-            return EXIT_OK
-        if any(isinstance(error, _CONNECTION_ERRORS) for _, error in self.failures):
-            return EXIT_USAGE
-        return EXIT_SOME_FAILED
-
-
-def _progress_bar(total: int, err: TextIO) -> Any:
-    try:
-        from tqdm import tqdm  # type: ignore[import-untyped,unused-ignore]
-    except ImportError:
-        logger.debug("no progress bar: tqdm is not installed (%s)", CLI_EXTRA)
-        return None
-    return tqdm(total=total, file=err, unit="doc", dynamic_ncols=True)
-
-
-def inspect_documents(
-    open_inspector: Callable[[], DocumentInspector],
-    document_ids: List[str],
-    *,
-    list_all: bool,
-    report: str,
-    output_format: str,
-    single: bool,
-    out: IO[str],
-    err: TextIO,
-    progress: bool = False,
-    prefix: str = "",
-) -> DocumentRun:
-    """Open an inspector, inspect the documents, print them; return the finished run.
-
-    Args:
-        open_inspector: Opens the inspector; it is closed before this returns.
-        document_ids: The documents to inspect, in order.
-        list_all: Also inspect every document the server lists (after ``document_ids``).
-        report: ``inspect`` (each inspection) or ``sources`` (the data-source report).
-        output_format: ``json``, ``jsonl`` or ``table``.
-        single: One document was named: ``json`` prints one object, not an array.
-        out: Where the output goes.
-        err: Where failures (and the progress bar) go.
-        progress: As :class:`DocumentRun`.
-        prefix: As :class:`DocumentRun`.
-
-    Returns:
-        The run: its ``failures``, and its ``exit_status`` (0, 1 or 2).
-
-    Raises:
-        UsageError: The table format or sources report was asked for without sqlglot.
-        InspectorError: The connection could not be opened, or the server could not list its
-            documents.
-    """
-    if report == "sources" or output_format == "table":
-        require_cli_extra()  # before connecting: a missing extra is a usage error
-    with open_inspector() as inspector:
-        if list_all:
-            document_ids = list(dict.fromkeys(document_ids + _listed(inspector)))
-        run = DocumentRun(inspector, document_ids, err, progress=progress, prefix=prefix)
-        if report == "sources":
-            _write_report(run, output_format, out)
-        else:
-            _write_inspections(run, output_format, single, out)
-        return run
-
-
-def _write_inspections(
-    inspections: Iterable[Inspection], output_format: str, single: bool, out: IO[str]
-) -> None:
-    if output_format == "json" and single:
-        for inspection in inspections:
-            _write(out, to_json(inspection, indent=2) + "\n")
-    elif output_format == "json":
-        _write(out, json.dumps([to_wire(i) for i in inspections], indent=2) + "\n")
-    elif output_format == "jsonl":
-        for inspection in inspections:
-            _write(out, to_json(inspection) + "\n")
-    else:
-        from inspector.formatting import inspection_table
-
-        for number, inspection in enumerate(inspections):
-            _write(out, ("\n" if number else "") + inspection_table(inspection))
-
-
-def _write_report(inspections: Iterable[Inspection], output_format: str, out: IO[str]) -> None:
-    from inspector.formatting import sources_table
-    from inspector.sources import build_report, report_to_dict
-
-    report = build_report(inspections)
-    if output_format == "json":
-        _write(out, json.dumps(report_to_dict(report), indent=2) + "\n")
-    else:
-        _write(out, sources_table(report))
-
-
-def _listed(inspector: DocumentInspector) -> List[str]:
-    try:
-        return inspector.list_documents()
-    except ServerError as exc:
-        if exc.code != 400:
-            raise
-        raise InspectorError(
-            f"the server cannot list its documents ({exc}); name them instead"
-        ) from exc
-
-
-def _write(out: IO[str], text: str) -> None:
-    out.write(text)
-    out.flush()  # each document as soon as it is done, also into a pipe
-
-
 # -- the commands --
+
+
+class _RunCutShort(Exception):
+    """The run stopped before every document was inspected: its output is not committed."""
+
+    def __init__(self, status: int) -> None:
+        super().__init__(status)
+        self.status = status
 
 
 def run_documents_command(args: argparse.Namespace) -> int:
@@ -477,20 +407,39 @@ def run_documents_command(args: argparse.Namespace) -> int:
     document_ids = read_document_ids(args.document_ids, args.from_file)
     single = len(args.document_ids) == 1 and not args.all and args.from_file is None
     output_format = args.format or ("json" if single else "jsonl")
-
-    run = inspect_documents(
-        lambda: open_inspector(args),
-        document_ids,
-        list_all=args.all,
-        report=args.command,
-        output_format=output_format,
-        single=single,
-        out=sys.stdout,
-        err=sys.stderr,
-        progress=sys.stderr.isatty(),
-        prefix=f"{PROG}: ",
-    )
+    _server_url(args)  # before creating the output file
+    try:
+        with open_output(args.output) as out:
+            run = inspect_documents(
+                lambda: open_inspector(args),
+                document_ids,
+                list_all=args.all,
+                report=args.command,
+                output_format=output_format,
+                single=single,
+                out=out,
+                err=sys.stderr,
+                progress=not (_flag(args, "quiet") or _flag(args, "no_progress")),
+                prefix=f"{PROG}: ",
+                names=OPTION_NAMES,
+            )
+            if run.lost is not None:
+                raise _RunCutShort(run.exit_status)
+    except _RunCutShort as cut_short:
+        return cut_short.status
     return run.exit_status
+
+
+def run_list(args: argparse.Namespace) -> int:
+    """``list``: the ids ListDocuments gives, one a line."""
+    with open_output(args.output) as out, open_inspector(args) as inspector:
+        ids = list_documents(inspector)
+        write_text(out, "".join(f"{document_id}\n" for document_id in ids))
+    return EXIT_OK
+
+
+def _flag(args: argparse.Namespace, name: str) -> bool:
+    return bool(getattr(args, name, False))
 
 
 def _token(variable: Optional[str]) -> Optional[str]:
@@ -504,21 +453,36 @@ def _token(variable: Optional[str]) -> Optional[str]:
     return token
 
 
+def _server_extra_missing(args: argparse.Namespace) -> int:
+    raise UsageError(f"the sample server needs websockets: {SERVER_EXTRA}")
+
+
+def _run_serve(args: argparse.Namespace) -> int:
+    from inspector.server import serve_from_args
+
+    return serve_from_args(args)
+
+
 def run_demo(args: argparse.Namespace) -> int:
-    """``demo``: the sample server in-process, one sample dashboard inspected and printed."""
+    """``demo``: the sample server in-process, sample documents inspected and printed."""
+    if not _server_extra_installed():
+        _server_extra_missing(args)
     from inspector.server import run_sample_server
 
+    single = len(args.document_ids) == 1
     with run_sample_server() as server:
-        sys.stderr.write(f"sample server listening on {server.url}\n")
+        if not _flag(args, "quiet"):
+            sys.stderr.write(f"sample server listening on {server.url}\n")
         run = inspect_documents(
             lambda: DocumentInspector(server.url),
             list(args.document_ids),
             list_all=False,
             report="inspect",
-            output_format="json" if len(args.document_ids) == 1 else "jsonl",
-            single=len(args.document_ids) == 1,
+            output_format=args.format or ("json" if single else "jsonl"),
+            single=single,
             out=sys.stdout,
             err=sys.stderr,
+            progress=not (_flag(args, "quiet") or _flag(args, "no_progress")),
             prefix=f"{PROG}: ",
         )
         return run.exit_status
@@ -538,23 +502,17 @@ def main(argv: Optional[List[str]] = None) -> int:
         args = parser.parse_args(argv)
     except SystemExit as exit_:  # argparse has printed the usage, or the help
         return exit_.code if isinstance(exit_.code, int) else EXIT_USAGE
-    _configure_logging(args.verbose)
+    _configure_logging(getattr(args, "verbose", 0))
+    _exit_cleanly_on_sigterm()
     try:
-        if args.command == "serve":
-            from inspector.server import serve_from_args
-
-            return serve_from_args(args)
-        if args.command == "demo":
-            return run_demo(args)
-        run: Optional[Callable[[argparse.Namespace], int]] = getattr(args, "run", None)
-        if run is not None:
-            return run(args)
-        return run_documents_command(args)
+        run: Callable[[argparse.Namespace], int] = args.run
+        return run(args)
     except UsageError as error:
         sys.stderr.write(f"{PROG} {args.command}: error: {error}\n")
         return EXIT_USAGE
     except InspectorError as error:
-        sys.stderr.write(f"{PROG}: {type(error).__name__}: {error}\n")
+        line = f"{PROG}: {type(error).__name__}: {one_line(error, OPTION_NAMES)}"
+        sys.stderr.write(line + _time_limits_hint(error, args) + "\n")
         return EXIT_USAGE
     except KeyboardInterrupt:
         sys.stderr.write(f"{PROG}: interrupted\n")
@@ -567,13 +525,70 @@ def main(argv: Optional[List[str]] = None) -> int:
         return EXIT_SOME_FAILED
 
 
-def _configure_logging(verbose: bool) -> None:
-    if verbose:
-        logging.basicConfig(
-            level=logging.DEBUG,
-            stream=sys.stderr,
-            format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-        )
-    else:
+def _time_limits_hint(error: InspectorError, args: argparse.Namespace) -> str:
+    """For a connection that could not be opened in time: the limits that applied, and how to
+    change them (a silent server is otherwise 30 s of silence and a bare "in time")."""
+    text = str(error)
+    if not isinstance(error, ConnectionFailed) or not (
+        " in time" in text or "connect_timeout" in text
+    ):
+        return ""
+    try:
+        settings = connection_settings(args)
+    except UsageError:
+        return ""
+    limits = [
+        f"{option} {_shown(settings.get(argument))}"
+        for option, argument in (("--connect-timeout", "connect_timeout"),
+                                 ("--timeout", "timeout"))
+    ]
+    return f" ({' per attempt, '.join(limits)} in all; -v shows each attempt)"
+
+
+def _shown(seconds: Optional[float]) -> str:
+    return "none" if seconds is None else f"{seconds:g} s"
+
+
+def _exit_cleanly_on_sigterm() -> None:
+    """SIGTERM (``kill``, a service manager) ends the run as Ctrl-C does: with ``finally``.
+
+    Python's default would end the process at once, leaving a half-written ``--output``
+    temporary file behind. ``serve`` installs its own handler in its loop.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        return  # main() called from a thread: signals are not ours to take
+    if signal.getsignal(signal.SIGTERM) is signal.SIG_DFL:
+        signal.signal(signal.SIGTERM, _terminated)
+
+
+def _terminated(signal_number: int, frame: Any) -> NoReturn:
+    raise SystemExit(128 + signal_number)
+
+
+class _OneLineFormatter(logging.Formatter):
+    """Each record on one line: an exception is named after the message, never a traceback."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        record = logging.makeLogRecord(record.__dict__)
+        error = record.exc_info[1] if record.exc_info else None
+        record.exc_info, record.exc_text, record.stack_info = None, None, None
+        text = super().format(record)
+        if error is not None:
+            text += f": {type(error).__name__}: {error}"
+        return " ".join(text.split("\n"))
+
+
+def _configure_logging(verbose: int) -> None:
+    root = logging.getLogger()
+    if not verbose:
         # Logging stays off: no library's warning reaches stderr through logging's fallback.
         logging.basicConfig(handlers=[logging.NullHandler()])
+        return
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(_OneLineFormatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    root.addHandler(handler)
+    if verbose >= 2:
+        root.setLevel(logging.DEBUG)
+    else:
+        root.setLevel(logging.WARNING)
+        logging.getLogger("inspector").setLevel(logging.INFO)

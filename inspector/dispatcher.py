@@ -284,11 +284,6 @@ class Dispatcher:
             self._in_flight -= len(replies)
             if round_.successes:
                 self._window.on_success(round_.successes)
-            if round_.overloaded is not None and self._window.on_overload(
-                self._in_flight + len(replies)
-            ):
-                logger.info("%s: keeping at most %d requests in flight",
-                            round_.overloaded, self._window.size)
             if round_.retry_now:
                 self._backlog.extendleft(reversed(round_.retry_now))  # older than the rest
             self._backlog.extend(round_.follow_ups)
@@ -328,15 +323,19 @@ class Dispatcher:
             return
         if isinstance(error, ServerError):
             self.stats.resent_after_busy += 1
-            round_.overloaded = f"server busy ({error.code})"
+            self._overloaded(round_, f"server busy ({error.code})")
         elif isinstance(error, RequestTimeout):
             self.stats.resent_after_silence += 1
         else:
             self.stats.resent_after_loss += 1
             # A connection that dropped with requests in flight may drop again under the same
             # load (a proxy's request limit, say): send fewer at a time.
-            round_.overloaded = "connection lost with requests in flight"
-        delay = retry.delay(error, paced=not self._window.at_floor)
+            self._overloaded(round_, "connection lost with requests in flight")
+        # A 429 goes again at once only in the round whose signal halved the window: the
+        # narrower window then spaces it out. A 429 that bounces after that, before any reply
+        # succeeded, would bounce at loopback speed through its whole busy budget while the
+        # server's slow replies are still pending, so it waits out a backoff instead.
+        delay = retry.delay(error, paced=round_.window_cut)
         if not task.deadline.allows(delay):
             self.fail(task, error)
             return
@@ -349,17 +348,31 @@ class Dispatcher:
             round_.retry_now.append(call)
 
 
+    def _overloaded(self, round_: _Round, reason: str) -> None:
+        """The server pushed back: halve the window, once per round of signals."""
+        if round_.overload_seen:
+            return
+        round_.overload_seen = True
+        with self._lock:
+            round_.window_cut = self._window.on_overload(self._in_flight)
+            size = self._window.size
+        if round_.window_cut:
+            logger.info("%s: keeping at most %d requests in flight", reason, size)
+
+
 class _Round:
     """What one round of the drain found: follow-ups, retries, signals for the window."""
 
-    __slots__ = ("follow_ups", "retry_now", "retry_later", "successes", "overloaded")
+    __slots__ = ("follow_ups", "retry_now", "retry_later", "successes", "overload_seen",
+                 "window_cut")
 
     def __init__(self) -> None:
         self.follow_ups: List[_Call] = []
         self.retry_now: List[_Call] = []
         self.retry_later: List[Tuple[float, List[_Call]]] = []
         self.successes = 0
-        self.overloaded: Optional[str] = None  # why the server seems overloaded, if it does
+        self.overload_seen = False  # a reply of this round said the server is overloaded
+        self.window_cut = False  # and that halved the window
 
 
 class _ReplyQueue:

@@ -67,10 +67,15 @@ def sources_table(report: SourcesReport) -> str:
     Returns:
         Lines of text, the last ending in a newline.
     """
-    documents = report.documents
+    # Only the documents that use a source: "used by 24 documents" when 5 of them use none
+    # would overstate what the sources feed.
+    using = set().union(*(source.documents for source in report.sources))
+    users = tuple(document for document in report.documents if document in using)
+    of_all = "" if len(users) == len(report.documents) else f" of {len(report.documents)}"
     lines = [
-        f"{_count(len(report.sources), 'data source')} used by "
-        f"{_count(len(documents), 'document')}" + (f": {_ids(documents)}" if documents else "")
+        f"{_count(len(report.sources), 'data source')} used by {len(users)}{of_all} "
+        f"document{'' if len(report.documents if of_all else users) == 1 else 's'}"
+        + (f": {_ids(users)}" if users else "")
     ]
     for source in report.sources:
         lines += ["", *_source_block(source)]

@@ -22,6 +22,7 @@ What a server can do to us before the connection is open is bounded here:
 
 from __future__ import annotations
 
+import http
 import logging
 import socket
 import ssl
@@ -356,15 +357,32 @@ def _translate_open_error(exc: BaseException, where: str) -> BaseException:
         return exc  # ours already, or KeyboardInterrupt and friends: let them through
     if isinstance(exc, websocket.WebSocketBadStatusException):
         status = exc.status_code
-        reason = {401: "unauthorized: a token is missing or wrong", 403: "forbidden"}.get(
-            status, str(getattr(exc, "status_message", "") or "refused")
+        if 200 <= status < 300:
+            # A web page, a health check, a reverse proxy's default site: it will never upgrade.
+            return ConnectionFailed(
+                f"{where}: the server answered plain HTTP, not a WebSocket upgrade "
+                f"(HTTP {_status_text(status)}): is the URL the documents API's WebSocket "
+                "endpoint?", status, final=True)
+        hint = _STATUS_HINTS.get(status, "")
+        return ConnectionFailed(
+            f"{where} refused the handshake: HTTP {_status_text(status)}{hint}", status
         )
-        return ConnectionFailed(f"{where} refused the handshake: HTTP {status} {reason}", status)
     if isinstance(exc, ssl.SSLCertVerificationError):
         return ConnectionFailed(
-            f"TLS certificate verification failed for {where}: {exc.verify_message}"
-        )
+            f"certificate not trusted for {where} (certificate verification failed: "
+            f"{exc.verify_message}): pass --cafile FILE (ssl_context in Python) with the CA "
+            "that signed it", final=True)
     if isinstance(exc, ssl.SSLError):
+        if exc.reason == "WRONG_VERSION_NUMBER":
+            return ConnectionFailed(
+                f"TLS handshake with {where} failed: the server does not speak TLS there "
+                "(did you mean ws://?)", final=True)
+        if exc.reason == "UNEXPECTED_EOF_WHILE_READING":
+            # Also what a server without TLS does on reading a ClientHello as HTTP; it may be
+            # a dropped connection too, so this one is tried again.
+            return ConnectionFailed(
+                f"TLS handshake with {where} failed: the server closed the connection (if it "
+                "does not speak TLS, use ws://)")
         return ConnectionFailed(f"TLS handshake with {where} failed: {exc.reason}")
     if isinstance(exc, (socket.timeout, websocket.WebSocketTimeoutException)):
         return ConnectionFailed(f"could not connect to {where} within connect_timeout")
@@ -373,3 +391,20 @@ def _translate_open_error(exc: BaseException, where: str) -> BaseException:
     if isinstance(exc, OSError):
         return ConnectionFailed(f"connection to {where} failed: {exc.strerror or exc}")
     return ConnectionFailed(f"connection to {where} failed: {type(exc).__name__}")
+
+
+# After "HTTP 401 Unauthorized": what the status means for this client.
+_STATUS_HINTS = {
+    401: ": a token is missing or wrong",
+    403: ": the token may not read",
+    429: ": too many connections, retry later",
+    503: ": the server is overloaded, retry later",
+}
+
+
+def _status_text(status: int) -> str:
+    """``401 Unauthorized``: the standard reason phrase, whatever the server wrote."""
+    try:
+        return f"{status} {http.HTTPStatus(status).phrase}"
+    except ValueError:
+        return str(status)

@@ -2,7 +2,7 @@
 
 It serves the built-in catalog and the generated ``gen-<C>x<W>`` documents of
 :mod:`inspector.sample_catalog` over one WebSocket endpoint (any path), speaking all of
-``PROTOCOL.md``. It exists to test and benchmark clients, so it can misbehave on purpose: every
+``docs/protocol.md``. It exists to test and benchmark clients, so it can misbehave on purpose: every
 switch of :class:`Faults` is off by default and may be flipped while the server runs.
 
 Documents that come, go and change, for clients that keep a copy (the inventory):
@@ -16,7 +16,7 @@ Documents that come, go and change, for clients that keep a copy (the inventory)
   every id, whatever the params.
 * Every generated document, and every document once changed, carries ``updatedAt`` (ISO 8601
   UTC); the catalog's keep the one they ship with (``doc-1`` and the folders ship without, as
-  ``PROTOCOL.md`` shows ``doc-1``). A change to a document, its containers or widgets bumps it.
+  ``docs/protocol.md`` shows ``doc-1``). A change to a document, its containers or widgets bumps it.
 * ``generated=N`` (``--generated N``) lists N more documents after the catalog's,
   ``gen-2x2-n0000001`` ... (2 containers x 2 widgets), computed from the id when asked for, so
   100,000 of them cost no memory or start-up time.
@@ -71,6 +71,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import errno
 import functools
 import http
 import itertools
@@ -110,6 +111,7 @@ from websockets.http11 import Request, Response
 
 from inspector.exceptions import InvalidArgument
 from inspector.sample_catalog import (
+    MAX_GENERATED,
     MUTATION_KINDS,
     LiveCatalog,
     Mutation,
@@ -446,7 +448,11 @@ class _DocumentsService:
     # Methods. Each takes the request's params (a dict) and returns the result.
 
     def _get_document(self, params: JSONObject) -> JSONObject:
-        return _found(self._catalog.document(_object_id(params)), "document", params)
+        document_id = _object_id(params)
+        found = self._catalog.document(document_id)
+        if found is None and document_id.startswith("gen-"):
+            raise _RequestError(404, f"no such document: {_GENERATED_IDS}", {"id": document_id})
+        return _found(found, "document", params)
 
     def _get_widget_container(self, params: JSONObject) -> JSONObject:
         return _found(self._catalog.container(_object_id(params)), "widget container", params)
@@ -791,6 +797,14 @@ def _object_id(params: JSONObject) -> str:
     return object_id
 
 
+# What a 404 for a gen-... id says, so that a near miss (gen-200x50-legacy) explains itself.
+_GENERATED_IDS = (
+    f"generated ids are gen-<C>x<W>[-legacy][-<tag>]: C containers of W widgets, each from 1 "
+    f"to {MAX_GENERATED} without leading zeros; -legacy only with W = 1 (one widgetId per "
+    "container); <tag> letters and digits"
+)
+
+
 def _paging_params(params: JSONObject) -> Tuple[Optional[str], Optional[int]]:
     """Return ListDocuments' (cursor, limit), or raise for a value of the wrong type."""
     cursor = params.get("cursor")
@@ -854,7 +868,16 @@ def _url(host: str, port: int, secure: bool) -> str:
 class SampleServer:
     """A sample server running on its own asyncio loop in one named daemon thread.
 
-    Use :func:`run_sample_server` rather than calling :meth:`start` and :meth:`stop` yourself.
+    In a REPL::
+
+        >>> server = SampleServer()
+        >>> server.start()
+        >>> server
+        <SampleServer ws://127.0.0.1:... running>
+        >>> server.stop()
+
+    It is also a context manager (``with SampleServer() as server:``), as is
+    :func:`run_sample_server`, which tests use.
 
     Args:
         faults: The faults to apply; a fresh, all-off :class:`Faults` if None.
@@ -907,6 +930,21 @@ class SampleServer:
         self._thread = threading.Thread(
             target=self._run, name=f"inspector-sample-server-{next(_thread_numbers)}", daemon=True
         )
+
+    def __repr__(self) -> str:
+        if self._thread.ident is None:
+            where = _url(self._host, self._requested_port, self._ssl_context is not None)
+            return f"<SampleServer {where} not started>"
+        state = "running" if self._thread.is_alive() else "stopped"
+        return f"<SampleServer {self.url or self._host} {state}>"
+
+    def __enter__(self) -> SampleServer:
+        if self._thread.ident is None:
+            self.start()
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.stop()
 
     def start(self) -> None:
         """Start listening; return once the server accepts connections.
@@ -1222,7 +1260,7 @@ def serve_from_args(args: argparse.Namespace) -> int:
         args: Options added by :func:`add_serve_arguments`, parsed.
 
     Returns:
-        The exit status: 0 after a signal, 1 if it could not listen, 2 for bad options.
+        The exit status: 0 after a signal, 2 for bad options or if it could not listen.
     """
     try:
         faults = faults_from_args(args)
@@ -1234,8 +1272,7 @@ def serve_from_args(args: argparse.Namespace) -> int:
             tokens = {token: True}
         ssl_context: Optional[ssl.SSLContext] = None
         if args.certfile:
-            ssl_context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-            ssl_context.load_cert_chain(args.certfile, args.keyfile)
+            ssl_context = _server_tls_context(args.certfile, args.keyfile)
     except (ValueError, OSError) as exc:
         print(f"serve: {exc}", file=sys.stderr)
         return 2
@@ -1266,6 +1303,31 @@ def serve_from_args(args: argparse.Namespace) -> int:
     except KeyboardInterrupt:
         return 0
     except OSError as exc:
-        print(f"serve: cannot listen on {args.host}:{args.port}: {exc}", file=sys.stderr)
-        return 1
+        print(f"serve: cannot listen on {args.host}:{args.port}: {_listen_error(exc)}",
+              file=sys.stderr)
+        return 2
     return 0
+
+
+def _server_tls_context(certfile: str, keyfile: Optional[str]) -> ssl.SSLContext:
+    """A server-side context with this certificate; an error names the file at fault."""
+    for option, path in (("--certfile", certfile), ("--keyfile", keyfile)):
+        if path is not None and not os.path.isfile(path):
+            raise ValueError(f"cannot read {option} {path}: no such file")
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    try:
+        context.load_cert_chain(certfile, keyfile)
+    except (OSError, ssl.SSLError) as exc:
+        files = certfile if keyfile is None else f"{certfile} and --keyfile {keyfile}"
+        reason = getattr(exc, "reason", None) or getattr(exc, "strerror", None) or exc
+        raise ValueError(f"cannot use --certfile {files}: {reason}") from None
+    return context
+
+
+def _listen_error(exc: OSError) -> str:
+    """Why listening failed, in words (asyncio puts the errno and the address in the text)."""
+    if exc.errno == errno.EADDRINUSE:
+        return "the port is already in use (is a server running there? --port 0 picks a free one)"
+    if exc.errno == errno.EACCES:
+        return "permission denied (ports below 1024 need privileges)"
+    return os.strerror(exc.errno) if exc.errno else str(exc)

@@ -41,7 +41,7 @@ def test_widgets_come_in_document_order_whatever_the_reply_order(sample_server: 
 
 
 def test_catalog_dashboard_is_typed_and_complete(sample_server: Any) -> None:
-    """doc-1 comes back as typed objects with its data sources, as PROTOCOL.md shows them."""
+    """doc-1 comes back as typed objects with its data sources, as docs/protocol.md shows them."""
     with DocumentInspector(sample_server.url) as inspector:
         report = inspector.inspect("doc-1")
     assert isinstance(report, Inspection) and isinstance(report.document, Document)

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any, Dict, Iterator, List, Tuple
 
 import pytest
+from support import wait_until
 
 django = pytest.importorskip("django")
 
@@ -185,10 +186,76 @@ def test_open_inspector_uses_the_settings(sample_server: SampleServer) -> None:
     """open_inspector() builds a DocumentInspector from the setting, with overrides."""
     from inspector.contrib.django.settings import inspector_options, open_inspector
 
-    setting: Dict[str, Any] = {"URL": sample_server.url, "TIMEOUT": 7.0, "MAX_WORKERS": 2}
+    setting: Dict[str, Any] = {"URL": sample_server.url, "TIMEOUT": 7.0, "RETRIES": 2}
     with override_settings(DOCUMENT_INSPECTOR=setting):
-        assert inspector_options() == {"url": sample_server.url, "timeout": 7.0,
-                                       "max_workers": 2}
+        assert inspector_options() == {"url": sample_server.url, "timeout": 7.0, "retries": 2}
         with open_inspector(timeout=3.0) as inspector:
             assert inspector.timeout == 3.0
             assert inspector.inspect("doc-1").document.id == "doc-1"
+
+
+@pytest.mark.parametrize(
+    ("setting", "phrases"),
+    [
+        ({"URL": "ws://h", "TIMOUT": 3}, ["unknown keys ['TIMOUT']", "did you mean TIMEOUT?"]),
+        ({"TOKEN": "x"}, ["DOCUMENT_INSPECTOR['URL'] is missing"]),
+        ("ws://h", ["must be a dict"]),
+    ],
+)
+def test_system_check_reports_a_bad_setting(setting: Any, phrases: List[str]) -> None:
+    """``manage.py check`` fails on a misspelt key, a missing URL or a wrong shape, saying which."""
+    from django.core.management.base import SystemCheckError
+
+    with override_settings(DOCUMENT_INSPECTOR=setting), pytest.raises(SystemCheckError) as caught:
+        call_command("check", stdout=io.StringIO(), stderr=io.StringIO())
+    assert "document_inspector.E001" in str(caught.value)
+    for phrase in phrases:
+        assert phrase in str(caught.value)
+
+
+def test_system_check_passes_a_good_setting() -> None:
+    """A setting with a URL and known keys passes ``manage.py check``."""
+    out = io.StringIO()
+    with override_settings(DOCUMENT_INSPECTOR={"URL": "wss://h.example.com/api", "TIMEOUT": 5}):
+        call_command("check", stdout=out, stderr=io.StringIO())
+    assert "no issues" in out.getvalue()
+
+
+def test_lost_connection_is_one_command_error(configured: SampleServer) -> None:
+    """Lost for good mid-run: one line on stderr, then CommandError code 2 saying the same."""
+    configured.faults.silent_ids = frozenset({"doc-1"})  # holds the run until the drop
+    out, err = io.StringIO(), io.StringIO()
+    caught: List[BaseException] = []
+
+    def run() -> None:
+        try:
+            call_command("inspect_documents", "doc-1", "doc-2", "doc-3", format="jsonl",
+                         stdout=out, stderr=err)
+        except BaseException as exc:  # noqa: BLE001  (examined below)
+            caught.append(exc)
+
+    with override_settings(DOCUMENT_INSPECTOR={"URL": configured.url}):
+        thread = threading.Thread(target=run)
+        thread.start()
+        try:
+            wait_until(lambda: configured.stats.requests_silenced >= 1)
+            configured.faults.refuse_status = 403  # no new connection
+            assert configured.drop_connections() == 1
+        finally:
+            thread.join()
+    (error,) = caught
+    assert isinstance(error, CommandError) and error.returncode == 2
+    (line,) = err.getvalue().splitlines()
+    assert line.startswith("connection lost: ") and line.endswith("; 3 documents not inspected")
+    assert str(error) == line
+    assert out.getvalue() == ""
+
+
+@pytest.mark.parametrize("value", ["0", "nan", "inf", "-1"])
+def test_bad_timeout_is_a_usage_error(configured: SampleServer, value: str) -> None:
+    """``--timeout`` out of range: CommandError code 2 naming it, before connecting."""
+    with pytest.raises(CommandError) as caught:
+        inspect_documents("doc-1", timeout=value)
+    assert caught.value.returncode == 2
+    assert f"--timeout {value}" in str(caught.value)
+    assert configured.stats.handshakes == 0

@@ -178,7 +178,7 @@ def test_every_change_gives_a_later_updated_at_even_at_the_same_time() -> None:
 
 
 def test_a_document_without_updated_at_gains_one_when_changed() -> None:
-    """doc-1 ships without updatedAt (as PROTOCOL.md shows it) and has one once changed."""
+    """doc-1 ships without updatedAt (as docs/protocol.md shows it) and has one once changed."""
     live = LiveCatalog(load_catalog(), seed=3)
     assert "updatedAt" not in (live.document("doc-1") or {})
     mutation = live.mutate(NOW, "doc-1", "add_widget")

@@ -16,7 +16,7 @@ from inspector.models import DataSource, Document, Inspection, Position, Widget,
 from inspector.serialization import from_json, from_wire, to_json, to_wire
 
 # Wire objects in canonical form (no null for a named field, every sequence present), as in
-# PROTOCOL.md, each with one field this client does not know.
+# docs/protocol.md, each with one field this client does not know.
 DOCUMENT_WIRE: Dict[str, Any] = {
     "id": "doc-1",
     "type": "biDashboard",

@@ -42,7 +42,7 @@ from inspector.server import (
 
 JSONObject = Dict[str, Any]
 
-# The examples of PROTOCOL.md, which the catalog must serve exactly.
+# The examples of docs/protocol.md, which the catalog must serve exactly.
 PROTOCOL_DOCUMENT = {
     "id": "doc-1",
     "type": "biDashboard",
@@ -224,18 +224,18 @@ def client_tls_context(ca: trustme.CA) -> ssl.SSLContext:
 
 
 def test_get_document_matches_protocol_example(ws: websocket.WebSocket) -> None:
-    """GetDocument doc-1 answers exactly the PROTOCOL.md example."""
+    """GetDocument doc-1 answers exactly the docs/protocol.md example."""
     assert call(ws, 7, "GetDocument", {"id": "doc-1"}) == {"id": 7, "result": PROTOCOL_DOCUMENT}
 
 
 def test_get_widget_container_matches_protocol_example(ws: websocket.WebSocket) -> None:
-    """GetWidgetContainer doc-1/c1 answers exactly the PROTOCOL.md example."""
+    """GetWidgetContainer doc-1/c1 answers exactly the docs/protocol.md example."""
     reply = call(ws, 8, "GetWidgetContainer", {"id": "doc-1/c1"})
     assert reply == {"id": 8, "result": PROTOCOL_CONTAINER}
 
 
 def test_get_widget_properties_matches_protocol_example(ws: websocket.WebSocket) -> None:
-    """GetWidgetProperties doc-1/c1/w1 answers exactly the PROTOCOL.md example."""
+    """GetWidgetProperties doc-1/c1/w1 answers exactly the docs/protocol.md example."""
     reply = call(ws, 9, "GetWidgetProperties", {"id": "doc-1/c1/w1"})
     assert reply == {"id": 9, "result": PROTOCOL_WIDGET}
 

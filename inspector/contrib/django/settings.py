@@ -6,8 +6,9 @@ change in tests) takes effect.
 
 from __future__ import annotations
 
+import difflib
 import inspect
-from typing import Any, Dict, Mapping
+from typing import Any, Dict, List, Mapping
 
 from django.conf import settings  # type: ignore[import-untyped]
 from django.core.exceptions import ImproperlyConfigured  # type: ignore[import-untyped]
@@ -15,9 +16,10 @@ from django.core.exceptions import ImproperlyConfigured  # type: ignore[import-u
 from inspector.client import DocumentInspector
 from inspector.connection import Connection
 
-__all__ = ["SETTING", "inspector_options", "open_inspector"]
+__all__ = ["SETTING", "inspector_options", "open_inspector", "setting_problems"]
 
 SETTING = "DOCUMENT_INSPECTOR"
+_EXAMPLE = f'{SETTING} = {{"URL": "wss://documents.example.com/api"}}'
 
 
 
@@ -37,6 +39,38 @@ def _arguments() -> Dict[str, str]:
 _ARGUMENTS = _arguments()
 
 
+def setting_problems() -> List[str]:
+    """What is wrong with the setting, one message per problem; empty if nothing is.
+
+    The system check (``manage.py check``) reports these; :func:`inspector_options` raises the
+    first.
+    """
+    config = getattr(settings, SETTING, None)
+    if config is None:
+        return [f"{SETTING} is not set; add to your settings: {_EXAMPLE}"]
+    if not isinstance(config, Mapping):
+        return [f"{SETTING} must be a dict, like {_EXAMPLE}"]
+    problems = []
+    unknown = sorted(str(key) for key in config if key not in _ARGUMENTS)
+    if unknown:
+        guesses = [
+            f"{key} (did you mean {close[0]}?)" if close else key
+            for key in unknown
+            for close in [difflib.get_close_matches(key, list(_ARGUMENTS), n=1)]
+        ]
+        problems.append(
+            f"{SETTING} has unknown keys {unknown}: {', '.join(guesses)}; "
+            f"known: {', '.join(_ARGUMENTS)}"
+        )
+    url = config.get("URL")
+    if not isinstance(url, str) or not url:
+        problems.append(
+            f"{SETTING}['URL'] is missing: the ws:// or wss:// endpoint of the documents "
+            f"API, like {_EXAMPLE}"
+        )
+    return problems
+
+
 def inspector_options() -> Dict[str, Any]:
     """The :class:`~inspector.DocumentInspector` keyword arguments that the setting names.
 
@@ -44,23 +78,10 @@ def inspector_options() -> Dict[str, Any]:
         ImproperlyConfigured: The setting is missing, not a dict, has no ``URL``, or has a key
             that names no argument (a typo would otherwise be ignored).
     """
-    config = getattr(settings, SETTING, None)
-    example = f'{SETTING} = {{"URL": "wss://documents.example.com/api"}}'
-    if config is None:
-        raise ImproperlyConfigured(f"{SETTING} is not set; add to your settings: {example}")
-    if not isinstance(config, Mapping):
-        raise ImproperlyConfigured(f"{SETTING} must be a dict, like {example}")
-    unknown = sorted(str(key) for key in config if key not in _ARGUMENTS)
-    if unknown:
-        raise ImproperlyConfigured(
-            f"{SETTING} has unknown keys {unknown}; known: {', '.join(_ARGUMENTS)}"
-        )
-    url = config.get("URL")
-    if not isinstance(url, str) or not url:
-        raise ImproperlyConfigured(
-            f"{SETTING}['URL'] is missing: the ws:// or wss:// endpoint of the documents "
-            f"API, like {example}"
-        )
+    problems = setting_problems()
+    if problems:
+        raise ImproperlyConfigured(problems[0])
+    config: Mapping[str, Any] = getattr(settings, SETTING)
     return {_ARGUMENTS[key]: value for key, value in config.items()}
 
 

@@ -12,7 +12,7 @@ unattended, and one would have to bypass the command's own stderr.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Dict
 
 from django.core.management.base import (  # type: ignore[import-untyped]
     BaseCommand,
@@ -26,6 +26,7 @@ from inspector.cli import (
     UsageError,
     inspect_documents,
     read_document_ids,
+    seconds_value,
 )
 from inspector.client import DocumentInspector
 from inspector.contrib.django.settings import inspector_options, open_inspector
@@ -52,8 +53,9 @@ class Command(BaseCommand):  # type: ignore[misc]  # Django ships no types
         )
         parser.add_argument("--sources", action="store_true",
                             help="print the data-source report instead of the inspections")
-        parser.add_argument("--timeout", type=float, default=None, metavar="SECONDS",
-                            help="seconds per document (default: the setting's TIMEOUT)")
+        parser.add_argument("--timeout", default=None, metavar="SECONDS",
+                            help="seconds per document, or 'none' for no limit (default: the "
+                            "setting's TIMEOUT)")
 
     def handle(self, *args: Any, **options: Any) -> None:
         document_ids = list(options["document_ids"])
@@ -69,7 +71,12 @@ class Command(BaseCommand):  # type: ignore[misc]  # Django ships no types
             raise CommandError("--sources prints one report: use --format json or table",
                                returncode=EXIT_USAGE)
         inspector_options()  # a misconfiguration is ImproperlyConfigured, before anything runs
-        overrides = {} if options["timeout"] is None else {"timeout": options["timeout"]}
+        overrides: Dict[str, Any] = {}
+        if options["timeout"] is not None:
+            try:
+                overrides["timeout"] = seconds_value("--timeout", str(options["timeout"]))
+            except UsageError as exc:
+                raise CommandError(str(exc), returncode=EXIT_USAGE) from None
 
         def open_configured() -> DocumentInspector:
             return open_inspector(**overrides)
@@ -89,6 +96,8 @@ class Command(BaseCommand):  # type: ignore[misc]  # Django ships no types
             raise CommandError(str(exc), returncode=EXIT_USAGE) from None
         except InspectorError as exc:
             raise CommandError(f"{type(exc).__name__}: {exc}", returncode=EXIT_USAGE) from exc
+        if run.lost is not None:  # reported on stderr already, in one line
+            raise CommandError(run.lost_line, returncode=run.exit_status)
         if run.failures:
             failed = ", ".join(document_id for document_id, _ in run.failures)
             raise CommandError(

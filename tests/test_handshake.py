@@ -145,7 +145,7 @@ def test_reflected_token_reaches_no_message_cause_or_traceback(status: int) -> N
 
 
 def test_refusal_reason_is_printable_and_short() -> None:
-    """A reason phrase with escape sequences and 8 KB of text is escaped and cut."""
+    """A reason phrase with escape sequences and 8 KB of text is escaped and cut, cause too."""
 
     def refuse(peer: Peer) -> None:
         peer.send(b"HTTP/1.1 503 \x1b[2J" + b"z" * 8000 + b"\r\nContent-Length: 0\r\n\r\n")
@@ -153,8 +153,9 @@ def test_refusal_reason_is_printable_and_short() -> None:
     with hostile_server(refuse, handshake=False) as server:
         with pytest.raises(ConnectionFailed) as caught:
             Connection(server.url, connect_timeout=10_000 * MS)
-    assert "\x1b" not in str(caught.value) and "\\x1b[2J" in str(caught.value)
-    assert len(str(caught.value)) < 400
+    cause = str(caught.value.__cause__)
+    assert "\x1b" not in str(caught.value) and "\x1b" not in cause
+    assert "\\x1b[2J" in cause and len(cause) < 400 and len(str(caught.value)) < 400
 
 
 CALLER_HEADERS = {

@@ -611,7 +611,7 @@ class _Session:
                 )
             budget -= len(data)
             for opcode, payload in self._reader.feed(data):
-                if opcode == protocol.OP_TEXT:
+                if isinstance(payload, str):  # a text message, decoded by the reader
                     answered += self._route(payload)
                 elif opcode == protocol.OP_PING:
                     self._unanswered_ping = payload  # answered before the next write
@@ -638,22 +638,21 @@ class _Session:
             self._free_slot()  # once per batch of replies, not once per reply
         return None, pong_seen
 
-    def _route(self, payload: bytes) -> int:
+    def _route(self, text: str) -> int:
         """Route one text message; return 1 if it settled a pending request, else 0."""
         try:
-            message = protocol.parse_message(payload.decode("utf-8"))
+            message = protocol.parse_message(text)
         except protocol.BadReply as bad:
             return self._fail_request(bad)
-        except (ProtocolError, UnicodeDecodeError) as exc:
+        except ProtocolError as exc:
             self.stats.junk += 1
-            reason = "text frame is not UTF-8" if isinstance(exc, UnicodeDecodeError) else exc
-            logger.warning("ignored a message of %d bytes: %s", len(payload), reason)
+            logger.warning("ignored a message of %d characters: %s", len(text), exc)
             return 0
         if isinstance(message, protocol.Notification):
             self.stats.notifications += 1
             if self._notifier.listening:
                 self.stats.notifications_dropped += self._notifier.put(
-                    message.method, message.params, len(payload)
+                    message.method, message.params, len(text)
                 )
             return 0
         entry = self._pending.pop(message.id)

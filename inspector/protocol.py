@@ -94,8 +94,12 @@ class FrameViolation(ProtocolError):
 
 # --- frames -------------------------------------------------------------------------------
 
-Frame = Tuple[int, bytes]
-"""A whole message (opcode TEXT or BINARY, fragments joined) or a control frame."""
+Frame = Tuple[int, Union[str, bytes]]
+"""A whole message (fragments joined) or a control frame: (opcode, payload).
+
+The payload of a text message is its text, a ``str``, decoded once here, straight from the
+receive buffer; every other payload is ``bytes``.
+"""
 
 
 class FrameReader:
@@ -199,18 +203,20 @@ class FrameReader:
                 frames.append((opcode, buffer[start:position]))
             elif first & 0x80:  # FIN
                 if self._fragment_opcode is None:
-                    payload = buffer[start:position]
-                    opcode_of_message = opcode
+                    if opcode == OP_TEXT:
+                        # Decoded from a view: no copy of the payload beside the buffer.
+                        frames.append((opcode, _decode_text(memoryview(buffer)[start:position])))
+                    else:
+                        frames.append((opcode, buffer[start:position]))
                 else:
                     self._message += memoryview(buffer)[start:position]
-                    payload = bytes(self._message)
-                    opcode_of_message = self._fragment_opcode
-                    self._message = bytearray()
+                    message, self._message = self._message, bytearray()
+                    opcode = self._fragment_opcode
                     self._message_cost = 0
                     self._fragment_opcode = None
-                if opcode_of_message == OP_TEXT:
-                    _check_utf8(payload)
-                frames.append((opcode_of_message, payload))
+                    frames.append(
+                        (opcode, _decode_text(message) if opcode == OP_TEXT else bytes(message))
+                    )
             else:
                 if self._fragment_opcode is None:
                     self._fragment_opcode = opcode
@@ -244,9 +250,9 @@ class FrameReader:
             )
 
 
-def _check_utf8(payload: bytes) -> None:
+def _decode_text(payload: Union[memoryview, bytearray]) -> str:
     try:
-        payload.decode("utf-8")
+        return str(payload, "utf-8")
     except UnicodeDecodeError as exc:
         raise FrameViolation(
             f"a text message is not valid UTF-8 (at byte {exc.start})",

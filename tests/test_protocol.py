@@ -24,7 +24,7 @@ def server_frame(payload: bytes, opcode: int = protocol.OP_TEXT, fin: bool = Tru
 
 
 def test_reader_parses_frames_split_at_every_byte() -> None:
-    """Frames fed one byte at a time come out whole and in order."""
+    """Frames fed one byte at a time come out whole and in order, text decoded."""
     stream = server_frame(b"a" * 200) + server_frame(b"ping", protocol.OP_PING) + server_frame(
         b"b" * 70000
     )
@@ -33,9 +33,9 @@ def test_reader_parses_frames_split_at_every_byte() -> None:
     for i in range(len(stream)):
         frames += reader.feed(stream[i : i + 1])
     assert frames == [
-        (protocol.OP_TEXT, b"a" * 200),
+        (protocol.OP_TEXT, "a" * 200),
         (protocol.OP_PING, b"ping"),
-        (protocol.OP_TEXT, b"b" * 70000),
+        (protocol.OP_TEXT, "b" * 70000),
     ]
 
 
@@ -43,7 +43,7 @@ def test_reader_parses_many_frames_in_one_chunk() -> None:
     """Many small frames in one recv() all come out of one feed()."""
     reader = protocol.FrameReader(None)
     chunk = b"".join(server_frame(str(i).encode()) for i in range(1000))
-    assert [p for _, p in reader.feed(chunk)] == [str(i).encode() for i in range(1000)]
+    assert [p for _, p in reader.feed(chunk)] == [str(i) for i in range(1000)]
 
 
 def test_reader_assembles_fragments_around_control_frames() -> None:
@@ -55,7 +55,7 @@ def test_reader_assembles_fragments_around_control_frames() -> None:
         + server_frame(b"ll", protocol.OP_CONTINUATION, fin=False)
         + server_frame(b"o", protocol.OP_CONTINUATION)
     )
-    assert reader.feed(stream) == [(protocol.OP_PING, b"x"), (protocol.OP_TEXT, b"hello")]
+    assert reader.feed(stream) == [(protocol.OP_PING, b"x"), (protocol.OP_TEXT, "hello")]
 
 
 def test_oversized_frame_refused_from_its_header_alone() -> None:
@@ -195,7 +195,7 @@ def test_fragmented_message_within_the_limit_is_whole() -> None:
     stream = server_frame(pieces[0], protocol.OP_TEXT, fin=False)
     stream += b"".join(server_frame(p, protocol.OP_CONTINUATION, fin=False) for p in pieces[1:-1])
     stream += server_frame(pieces[-1], protocol.OP_CONTINUATION)
-    assert reader.feed(stream) == [(protocol.OP_TEXT, text)]
+    assert reader.feed(stream) == [(protocol.OP_TEXT, text.decode())]
 
 
 def test_reader_releases_everything_after_a_violation() -> None:

@@ -7,7 +7,7 @@ callback starts any more (one already running on this thread finishes on its own
 The queue is bounded, by count and by the notifications' size as sent: a server that sends
 notifications faster than the subscribers take them must not make the client hold them all.
 When a new one would pass either bound, the oldest waiting ones are dropped and counted
-(notifications are hints, PROTOCOL.md says, and the newest say the most); a warning is logged
+(notifications are hints, docs/protocol.md says, and the newest say the most); a warning is logged
 at the first drop and at every 10,000th.
 """
 

@@ -64,6 +64,7 @@ from typing import (
 import attrs
 
 from inspector import protocol
+from inspector.display import printable
 from inspector.exceptions import (
     ClientClosed,
     ConnectionLost,
@@ -76,6 +77,7 @@ from inspector.exceptions import (
 )
 from inspector.handshake import handshake_headers, open_socket, shutdown_quietly
 from inspector.notifier import NotificationCallback, Notifier
+from inspector.options import check_count, check_seconds
 from inspector.pending import PendingRequests
 from inspector.redaction import redact_url
 
@@ -89,6 +91,15 @@ _DEFAULT = object()  # "use the connection's request_timeout", as opposed to Non
 _FLUSH_EVERY = 64  # frames a large batch hands to the I/O thread at a time
 _READ_SIZE = 65536
 _READ_BUDGET = 1 << 20  # bytes read per loop turn before writes and deadlines get a look
+# A pong is added to the outgoing bytes only while fewer than this wait to be written; until
+# then only the latest ping's payload is kept (RFC 6455 5.5.3 allows answering only the most
+# recent ping), so a server that floods pings and never reads cannot make pongs pile up.
+_PONG_ROOM = 65536
+# How long close() and the finalizer wait for the server's answer to the close frame while the
+# interpreter is exiting, whatever close_timeout says: a silent server must not hold the exit.
+EXIT_GRACE = 0.5
+# Notifications that may wait for slow subscribers; beyond, the oldest are dropped.
+MAX_QUEUED_NOTIFICATIONS = 10_000
 
 
 @attrs.define
@@ -102,6 +113,11 @@ class ConnectionStats:
         junk: Messages ignored because they were not valid envelope JSON, or binary.
         unmatched: Replies to ids nobody waits for: unknown, duplicate, or after a timeout.
         timeouts: Requests that failed with RequestTimeout.
+        bad_replies: Replies to a waiting request that were junk (no result nor error, an
+            error without an integer code, a number beyond a float, ...): each failed its
+            request at once with ProtocolError.
+        notifications_dropped: Notifications dropped, oldest first, because subscribers
+            could not keep up (see ``Connection.subscribe``).
     """
 
     requests: int = 0
@@ -110,6 +126,8 @@ class ConnectionStats:
     junk: int = 0
     unmatched: int = 0
     timeouts: int = 0
+    bad_replies: int = 0
+    notifications_dropped: int = 0
 
 
 class _State(enum.Enum):
@@ -145,7 +163,14 @@ class _Request(Future[Any]):
 
 def _describe_target(method: str, params: Params) -> str:
     target = params.get("id") if isinstance(params, Mapping) else None
-    return f"{method} {target!r}" if isinstance(target, str) else method
+    shown = printable(method)
+    return f"{shown} {printable(target, quote=True)}" if isinstance(target, str) else shown
+
+
+def _interpreter_exiting() -> bool:
+    # Once the interpreter starts to exit (atexit handlers, weakref finalizers at exit), the
+    # threading module marks the main thread stopped: a public, ordering-free signal.
+    return not threading.main_thread().is_alive()
 
 
 # --- the session: socket, I/O thread, pending requests -------------------------------------
@@ -160,7 +185,7 @@ class _Session:
         sock: Union[socket.socket, ssl.SSLSocket],
         *,
         request_timeout: Optional[float],
-        close_timeout: float,
+        close_timeout: Optional[float],
         max_in_flight: Optional[int],
         max_message_size: Optional[int],
         ping_interval: Optional[float],
@@ -193,7 +218,13 @@ class _Session:
         self._wake_receive.setblocking(False)
         self._wake_send.setblocking(False)
 
-        self._notifier = Notifier(f"inspector-notify {redact_url(url)}")
+        self._notifier = Notifier(
+            f"inspector-notify {redact_url(url)}",
+            max_queued=MAX_QUEUED_NOTIFICATIONS,
+            max_queued_bytes=max_message_size or 16 * 2**20,
+        )
+        # The payload of the latest ping not yet answered (the I/O thread's alone).
+        self._unanswered_ping: Optional[bytes] = None
 
         self._io_thread = threading.Thread(
             target=self._run, name=f"inspector-io {redact_url(url)}", daemon=True
@@ -325,7 +356,13 @@ class _Session:
     def subscribe(self, callback: NotificationCallback) -> Callable[[], None]:
         return self._notifier.subscribe(callback)
 
-    def close(self) -> None:
+    def close(self, wait: bool = True) -> None:
+        """Close; with ``wait``, for up to ``close_timeout`` while the server answers.
+
+        Without ``wait`` (a Connection dropped without close()) the close frame is queued and
+        the I/O thread finishes the closing handshake on its own. While the interpreter exits,
+        either waits :data:`EXIT_GRACE` at most.
+        """
         if os.getpid() != self.pid:
             return  # the parent's socket: sending a close frame from here would break it
         with self._lock:
@@ -338,12 +375,20 @@ class _Session:
         if closing_thread_running:
             self._outgoing.append((protocol.encode_close(protocol.CLOSE_NORMAL), None))
             self._wake()
+        # The I/O thread stops waiting for the answer at close_timeout; the join allows it a
+        # moment more to finish, except at exit, where the grace is all there is.
+        limit, slack = self.close_timeout, 0.5
+        if _interpreter_exiting():
+            limit, slack = EXIT_GRACE, 0.0
+        elif not wait:
+            self._notifier.stop(0)
+            return
         if not self.in_io_thread:
-            self._io_thread.join(self.close_timeout + 0.5)
+            self._io_thread.join(None if limit is None else limit + slack)
             if self._io_thread.is_alive():
                 shutdown_quietly(self._sock)  # last resort: wake any blocked call
                 self._io_thread.join(1.0)
-        self._notifier.stop(self.close_timeout)
+        self._notifier.stop(limit)
 
     # -- failure: every waiting request fails at once --
 
@@ -385,10 +430,16 @@ class _Session:
         close_sent_at: Optional[float] = None
         ping_due = self._next_ping_time()
         pong_due: Optional[float] = None
+        stalled_since: Optional[float] = None  # since when bytes wait and none could be written
         try:
             while True:
                 now = time.monotonic()
                 wait = self._wait_time(now, close_sent_at, ping_due, pong_due)
+                if stalled_since is not None and self.ping_timeout is not None:
+                    wait = min(
+                        wait if wait is not None else self.ping_timeout,
+                        max(0.0, stalled_since + self.ping_timeout - now),
+                    )
                 if isinstance(sock, ssl.SSLSocket) and sock.pending():
                     wait = 0.0  # decrypted bytes are waiting that select cannot see
                 readable = woken = False
@@ -418,7 +469,11 @@ class _Session:
                         return
                 now = time.monotonic()
                 self._expire(self._pending.pop_expired(now))
-                if close_sent_at is not None and now - close_sent_at >= self.close_timeout:
+                if (
+                    close_sent_at is not None
+                    and self.close_timeout is not None
+                    and now - close_sent_at >= self.close_timeout
+                ):
                     return  # the server did not answer our close frame in time
                 if pong_due is not None and now >= pong_due:
                     raise ConnectionLost(
@@ -430,10 +485,27 @@ class _Session:
                     if pong_due is None and self.ping_timeout is not None:
                         pong_due = now + self.ping_timeout
                     ping_due = self._next_ping_time()
+                if self._unanswered_ping is not None and len(out) < _PONG_ROOM:
+                    out += protocol.encode_frame(self._unanswered_ping, protocol.OP_PONG)
+                    self._unanswered_ping = None
                 # Write everything this turn produced in one send; what the socket cannot
                 # take now waits for it to become writable.
                 if out:
-                    del out[: self._write(sock, out)]
+                    written = self._write(sock, out)
+                    del out[:written]
+                    if written or stalled_since is None:
+                        stalled_since = now
+                    elif self.ping_timeout is not None and now - stalled_since >= (
+                        self.ping_timeout
+                    ):
+                        # A peer that reads nothing for that long is as dead as one that
+                        # answers no ping.
+                        raise ConnectionLost(
+                            f"the server read nothing for ping_timeout={self.ping_timeout}s "
+                            f"({len(out)} bytes waiting to be sent): it is stuck or gone"
+                        )
+                else:
+                    stalled_since = None
                 if bool(out) != writing:
                     writing = bool(out)
                     mask = selectors.EVENT_READ | (selectors.EVENT_WRITE if writing else 0)
@@ -500,7 +572,7 @@ class _Session:
         earliest = self._pending.next_deadline()
         if earliest is not None:
             moments.append(earliest)
-        if close_sent_at is not None:
+        if close_sent_at is not None and self.close_timeout is not None:
             moments.append(close_sent_at + self.close_timeout)
         if not moments:
             return None
@@ -539,10 +611,10 @@ class _Session:
                 )
             budget -= len(data)
             for opcode, payload in self._reader.feed(data):
-                if opcode == protocol.OP_TEXT:
+                if isinstance(payload, str):  # a text message, decoded by the reader
                     answered += self._route(payload)
                 elif opcode == protocol.OP_PING:
-                    out += protocol.encode_frame(payload, protocol.OP_PONG)
+                    self._unanswered_ping = payload  # answered before the next write
                 elif opcode == protocol.OP_PONG:
                     pong_seen = True
                 elif opcode == protocol.OP_CLOSE:
@@ -566,19 +638,22 @@ class _Session:
             self._free_slot()  # once per batch of replies, not once per reply
         return None, pong_seen
 
-    def _route(self, payload: bytes) -> int:
+    def _route(self, text: str) -> int:
         """Route one text message; return 1 if it settled a pending request, else 0."""
         try:
-            message = protocol.parse_message(payload.decode("utf-8"))
-        except (ProtocolError, UnicodeDecodeError) as exc:
+            message = protocol.parse_message(text)
+        except protocol.BadReply as bad:
+            return self._fail_request(bad)
+        except ProtocolError as exc:
             self.stats.junk += 1
-            reason = "text frame is not UTF-8" if isinstance(exc, UnicodeDecodeError) else exc
-            logger.warning("ignored a message of %d bytes: %s", len(payload), reason)
+            logger.warning("ignored a message of %d characters: %s", len(text), exc)
             return 0
         if isinstance(message, protocol.Notification):
             self.stats.notifications += 1
             if self._notifier.listening:
-                self._notifier.put(message.method, message.params)
+                self.stats.notifications_dropped += self._notifier.put(
+                    message.method, message.params, len(text)
+                )
             return 0
         entry = self._pending.pop(message.id)
         if entry is None:
@@ -598,6 +673,23 @@ class _Session:
             _settle(entry, error=ServerError(
                 message.code, message.message, message.data, entry.method, entry.params
             ))
+        return 1
+
+    def _fail_request(self, bad: protocol.BadReply) -> int:
+        """Fail at once the request a junk reply answers; return 1 if one was waiting."""
+        entry = self._pending.pop(bad.request_id)
+        if entry is None:
+            self.stats.unmatched += 1
+            logger.info("ignored a malformed reply to id %d, which nobody waits for",
+                        bad.request_id)
+            return 0
+        self.stats.bad_replies += 1
+        error = ProtocolError(
+            f"{_describe_target(entry.method, entry.params)}: the server's reply is malformed: "
+            f"{bad.reason}"
+        )
+        error.__cause__ = bad
+        _settle(entry, error=error)
         return 1
 
     def _expire(self, expired: List[_Request]) -> None:
@@ -647,16 +739,27 @@ class Connection:
         headers: Extra handshake headers.
         request_timeout: Default seconds for one request's reply; None: no limit.
         connect_timeout: Seconds for TCP, TLS and the handshake together; None: no limit.
-        close_timeout: Seconds ``close()`` waits for the server to answer its close frame.
+        close_timeout: Seconds ``close()`` waits for the server to answer its close frame;
+            None: no limit. While the interpreter exits, :data:`EXIT_GRACE` (half a second)
+            at most, whatever this says.
         max_in_flight: Requests awaiting a reply at once; more wait for a slot. None: no limit.
         ssl_context: For ``wss://``; the default verifies certificates.
         max_message_size: A larger incoming message closes the connection (code 1009) and
-            fails waiting requests with ProtocolError. None: no limit.
+            fails waiting requests with ProtocolError; a fragmented message counts 16 bytes
+            per fragment besides its payload. None: no limit. It also bounds the
+            notifications waiting for subscribers (see :meth:`subscribe`).
         ping_interval: Seconds between keepalive pings; None: no pings.
-        ping_timeout: Seconds to wait for the pong before the connection counts as lost.
+        ping_timeout: Seconds to wait for the pong before the connection counts as lost; also
+            how long the server may read nothing of what is waiting to be sent. None: no
+            limit.
+
+    Every number is checked here: a duration must be a positive int or float (``inf``, or
+    anything over 30 years, means no limit, as None does), a count a whole number of at least
+    one; anything else raises InvalidArgument naming it.
 
     Raises:
         ConnectionFailed: the connection could not be opened.
+        InvalidArgument: an argument cannot be used; nothing was opened.
     """
 
     def __init__(
@@ -667,13 +770,22 @@ class Connection:
         request_timeout: Optional[float] = 10.0,
         connect_timeout: Optional[float] = 10.0,
         *,
-        close_timeout: float = 5.0,
+        close_timeout: Optional[float] = 5.0,
         max_in_flight: Optional[int] = 256,
         ssl_context: Optional[ssl.SSLContext] = None,
         max_message_size: Optional[int] = 16 * 2**20,
         ping_interval: Optional[float] = 20.0,
         ping_timeout: Optional[float] = 20.0,
     ) -> None:
+        request_timeout = check_seconds("request_timeout", request_timeout)
+        connect_timeout = check_seconds("connect_timeout", connect_timeout)
+        close_timeout = check_seconds("close_timeout", close_timeout)
+        max_in_flight = check_count("max_in_flight", max_in_flight, minimum=1, allow_none=True)
+        max_message_size = check_count(
+            "max_message_size", max_message_size, minimum=1, allow_none=True
+        )
+        ping_interval = check_seconds("ping_interval", ping_interval)
+        ping_timeout = check_seconds("ping_timeout", ping_timeout)
         header_lines = handshake_headers(token, headers)
         deadline = None if connect_timeout is None else time.monotonic() + connect_timeout
         sock = open_socket(url, header_lines, ssl_context, deadline)
@@ -687,7 +799,9 @@ class Connection:
             ping_interval=ping_interval,
             ping_timeout=ping_timeout,
         )
-        self._finalizer = weakref.finalize(self, self._session.close)
+        # A Connection dropped without close() starts closing without waiting for the server;
+        # one still alive at exit is closed by this too, within EXIT_GRACE.
+        self._finalizer = weakref.finalize(self, self._session.close, wait=False)
         logger.debug("connected to %s", redact_url(url))
 
     def __repr__(self) -> str:
@@ -770,8 +884,9 @@ class Connection:
         """
         session = self._session
         session.check_usable()
-        if timeout is _DEFAULT:
-            timeout = session.request_timeout
+        timeout = (
+            session.request_timeout if timeout is _DEFAULT else check_seconds("timeout", timeout)
+        )
         if callbacks is not None and len(callbacks) != len(calls):
             raise InvalidArgument("request_many() needs one callback per call")
         return session.request_many(calls, timeout, callbacks)
@@ -800,12 +915,13 @@ class Connection:
                 "call() from a Future callback would block the I/O thread that delivers its "
                 "reply; use request() and add a callback instead"
             )
-        if timeout is _DEFAULT:
-            timeout = session.request_timeout
+        timeout = (
+            session.request_timeout if timeout is _DEFAULT else check_seconds("timeout", timeout)
+        )
         future = self.request(method, params, timeout=timeout)
         # The I/O thread fails the future at its deadline; the extra margin only guards
         # against that thread being unable to run at all.
-        guard = None if timeout is None else timeout + session.close_timeout
+        guard = None if timeout is None else timeout + (session.close_timeout or 5.0)
         try:
             return future.result(guard)
         except FutureTimeout:
@@ -823,13 +939,20 @@ class Connection:
 
         Callbacks run one at a time on a thread of their own, so one may block or make calls
         on this connection. One that raises is logged and the others still run.
+
+        Subscribers that cannot keep up lose the oldest notifications: at most
+        :data:`MAX_QUEUED_NOTIFICATIONS` (10,000), and at most ``max_message_size`` bytes of
+        them as sent, wait for delivery; beyond that the oldest waiting are dropped, counted
+        in ``stats.notifications_dropped`` and logged (notifications are hints; a client that
+        keeps a copy lists everything again, as after a reconnection).
         """
         return self._session.subscribe(callback)
 
     def close(self) -> None:
         """Close the connection; idempotent. Waiting requests fail with ClientClosed.
 
-        Returns within ``close_timeout`` (plus a moment) even when the server is silent; the
-        I/O thread is joined.
+        Returns within ``close_timeout`` (plus a moment) even when the server is silent, and
+        within :data:`EXIT_GRACE` while the interpreter exits; the I/O thread is joined.
         """
-        self._finalizer()
+        self._finalizer.detach()  # closed here, and waiting, as the finalizer would not
+        self._session.close()

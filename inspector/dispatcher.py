@@ -39,6 +39,7 @@ from typing import TYPE_CHECKING, Any, Callable, Deque, List, Mapping, Optional,
 import attrs
 
 from inspector.deadline import Deadline
+from inspector.display import printable
 from inspector.exceptions import (
     ClientClosed,
     ConnectionLost,
@@ -98,7 +99,8 @@ class Task:
         try:
             return self.future.result(self.deadline.timeout())
         except FutureTimeout:
-            error = RequestTimeout(f"{self.job.name!r} did not complete in time")
+            name = printable(self.job.name, quote=True)
+            error = RequestTimeout(f"{name} did not complete in time")
             if self.dispatcher.fail(self, error):
                 raise error from None
             return self.future.result()  # it finished just as the time ran out
@@ -306,7 +308,7 @@ class Dispatcher:
         except Exception:  # a bug must fail the task, not vanish in a worker thread
             logger.exception("handling a reply for %r failed", task.job.name)
             self.fail(task, InspectorError(
-                f"internal error handling {call.method} for {task.job.name!r}"
+                f"internal error handling {call.method} for {printable(task.job.name, quote=True)}"
             ))
 
     def _retry_or_fail(self, call: _Call, error: InspectorError, round_: _Round) -> None:

@@ -14,12 +14,16 @@ that meets them and chained as ``__cause__``::
      +-- InvalidArgument       a call was given a value it cannot use (also a ValueError)
 
 No message built here ever includes a token: handshake headers are never formatted into one.
+Text that came from a server (an error message, a document id) goes into a message only through
+:func:`inspector.display.printable`: cut to a readable length, control characters escaped.
 """
 
 from __future__ import annotations
 
 import copy as copy_module
 from typing import Any, Mapping, Optional, Tuple
+
+from inspector.display import printable
 
 __all__ = [
     "ClientClosed",
@@ -84,9 +88,13 @@ class RequestTimeout(InspectorError, TimeoutError):
 class ServerError(InspectorError):
     """The server answered a request with an error reply.
 
+    ``str()`` of it shows the server's message and the document id through
+    :func:`~inspector.display.printable` (cut, control characters escaped); the attributes
+    keep them whole.
+
     Attributes:
         code: The error code (HTTP-like: 400, 404, 429, 500, 503).
-        message: The server's message.
+        message: The server's message, as sent.
         data: The optional ``error.data`` the server sent, else None.
         method: The method of the request that failed.
         params: The params of the request that failed.
@@ -102,8 +110,10 @@ class ServerError(InspectorError):
     ) -> None:
         target = ""
         if params and isinstance(params.get("id"), str):
-            target = f" {params['id']!r}"
-        super().__init__(f"{method or 'request'}{target}: error {code}: {message}")
+            target = f" {printable(params['id'], quote=True)}"
+        super().__init__(
+            f"{printable(method or 'request')}{target}: error {code}: {printable(message)}"
+        )
         self.code = code
         self.message = message
         self.data = data

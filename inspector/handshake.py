@@ -3,6 +3,21 @@
 websocket-client performs the HTTP upgrade on a socket this module connects, so that one
 deadline covers all three steps; redirects are followed here, never by websocket-client (it
 would forward every header, the token included, to wherever it is sent).
+
+What a server can do to us before the connection is open is bounded here:
+
+* Memory: websocket-client reads the response headers a byte at a time into a list with no
+  limit (an endless header line cost 41 bytes of memory per byte sent), and reads a refusal's
+  body whatever its ``Content-Length``. It reads through :class:`_BoundedSocket`, which fails
+  the handshake past :data:`MAX_HEADER_LINE` bytes in one line, :data:`MAX_HEADER_BYTES` of
+  headers or :data:`MAX_BODY_BYTES` of body.
+* Secrets: a redirect to another origin (scheme, host or port) carries none of the caller's
+  credential headers (:func:`inspector.redaction.is_credential_header`: Authorization,
+  Cookie, X-Api-Key, any name with ``auth``, ``token``, ``key``, ``session``, ...); the other
+  headers the caller gave are kept. A refusal's body is never shown, and every piece of server
+  text that does reach a message or the chained cause (reason phrase, response headers,
+  websocket-client's own messages) has the caller's credential values redacted and goes
+  through :func:`inspector.display.printable`.
 """
 
 from __future__ import annotations
@@ -13,20 +28,119 @@ import socket
 import ssl
 import threading
 import time
-from typing import List, Mapping, Optional, Union
+from typing import Any, List, Mapping, Optional, Sequence, Tuple, Union
 from urllib.parse import urljoin, urlsplit
 
 import websocket
 
+from inspector.display import printable
 from inspector.exceptions import ConnectionFailed, InspectorError
-from inspector.redaction import redact_url
+from inspector.redaction import (
+    credential_values,
+    is_credential_header,
+    redact_url,
+    redact_values,
+)
 
-__all__ = ["handshake_headers", "open_socket", "shutdown_quietly"]
+__all__ = [
+    "MAX_BODY_BYTES",
+    "MAX_HEADER_BYTES",
+    "MAX_HEADER_LINE",
+    "ResponseBounds",
+    "handshake_headers",
+    "open_socket",
+    "shutdown_quietly",
+]
 
 logger = logging.getLogger("inspector")
 
 _REDIRECTS = (301, 302, 303, 307, 308)
 _MAX_REDIRECTS = 3
+
+#: The longest line of a handshake response, status line or header, in bytes.
+MAX_HEADER_LINE = 8192
+#: The most bytes of handshake response headers, status line included.
+MAX_HEADER_BYTES = 65536
+#: The most bytes of a refused handshake's body that are read (and then dropped).
+MAX_BODY_BYTES = 65536
+
+
+class ResponseBounds:
+    """Counts a handshake response's bytes as they are read; refuses one that is too large.
+
+    A pure core: :meth:`feed` takes the bytes read, in any pieces, and raises
+    :class:`~inspector.exceptions.ConnectionFailed` once a bound is passed.
+    """
+
+    def __init__(self, where: str) -> None:
+        self._where = where
+        self._line_length = 0
+        self._header_bytes = 0
+        self._status_line = bytearray()  # the first line, kept to report its status
+        self._first_line_done = False
+        self._body_bytes: Optional[int] = None  # None until the blank line ends the headers
+
+    def feed(self, data: bytes) -> None:
+        """Count ``data``, the next bytes of the response.
+
+        Raises:
+            ConnectionFailed: a line, the headers or the body passed its bound.
+        """
+        while data:
+            if self._body_bytes is not None:
+                self._body_bytes += len(data)
+                if self._body_bytes > MAX_BODY_BYTES:
+                    status = self.status
+                    raise ConnectionFailed(
+                        f"{self._where} refused the handshake: HTTP {status} (its body, over "
+                        f"{MAX_BODY_BYTES} bytes, was not read)",
+                        status,
+                    )
+                return
+            newline = data.find(b"\n")
+            piece, data = (data, b"") if newline < 0 else (data[: newline + 1], data[newline + 1:])
+            self._header_bytes += len(piece)
+            self._line_length += len(piece)
+            if not self._first_line_done:
+                self._status_line += piece[: MAX_HEADER_LINE - len(self._status_line)]
+            if self._line_length > MAX_HEADER_LINE:
+                raise ConnectionFailed(
+                    f"{self._where} sent a handshake response line over {MAX_HEADER_LINE} bytes"
+                )
+            if self._header_bytes > MAX_HEADER_BYTES:
+                raise ConnectionFailed(
+                    f"{self._where} sent handshake response headers over {MAX_HEADER_BYTES} "
+                    "bytes"
+                )
+            if newline >= 0:
+                if self._first_line_done and self._line_length <= 2:  # "\r\n": headers end
+                    self._body_bytes = 0
+                self._first_line_done = True
+                self._line_length = 0
+
+    @property
+    def status(self) -> Optional[int]:
+        """The status of the response's first line, once it was read and holds one."""
+        parts = bytes(self._status_line).split(None, 2)
+        if len(parts) >= 2 and parts[1].isdigit() and len(parts[1]) == 3:
+            return int(parts[1])
+        return None
+
+
+class _BoundedSocket:
+    """The socket as websocket-client sees it during the handshake: every read is counted."""
+
+    def __init__(self, sock: Union[socket.socket, ssl.SSLSocket], bounds: ResponseBounds) -> None:
+        self._sock = sock
+        self._bounds = bounds
+
+    def recv(self, size: int) -> bytes:
+        data = self._sock.recv(size)
+        self._bounds.feed(data)
+        return data
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._sock, name)
 
 
 # --- opening ------------------------------------------------------------------------------
@@ -78,19 +192,21 @@ def open_socket(
 ) -> Union[socket.socket, ssl.SSLSocket]:
     """Connect TCP, TLS and the WebSocket handshake within one deadline; return the socket.
 
-    Redirects are followed only within the same origin with the token; to another origin the
-    ``Authorization`` header is left out, so a redirect never carries the token elsewhere.
+    Redirects are followed with every header within the same origin; to another origin the
+    credential headers are left out (see the module's docstring), so a redirect never carries
+    the token, a cookie or an API key elsewhere.
     """
     original_url = url
+    secrets = credential_values(header_lines)
     for _ in range(_MAX_REDIRECTS + 1):
         lines = header_lines
         if not _same_origin(original_url, url):
-            lines = [h for h in header_lines if not h.lower().startswith("authorization:")]
-        location = _open_once(url, lines, ssl_context, deadline)
+            lines = [h for h in header_lines if not is_credential_header(h.partition(":")[0])]
+        location = _open_once(url, lines, ssl_context, deadline, secrets)
         if isinstance(location, str):
             url = urljoin(url.replace("ws", "http", 1), location)
             url = url.replace("http", "ws", 1)
-            logger.info("handshake redirected to %s", redact_url(url))
+            logger.info("handshake redirected to %s", printable(redact_url(url)))
             continue
         return location
     raise ConnectionFailed(f"more than {_MAX_REDIRECTS} redirects opening the connection")
@@ -101,11 +217,17 @@ def _open_once(
     header_lines: List[str],
     ssl_context: Optional[ssl.SSLContext],
     deadline: Optional[float],
+    secrets: Sequence[str] = (),
 ) -> Union[socket.socket, ssl.SSLSocket, str]:
-    """Open one connection; return its socket, or the Location of a redirect."""
+    """Open one connection; return its socket, or the Location of a redirect.
+
+    ``secrets`` are the caller's credential values, redacted from any server text kept.
+    """
     parts = urlsplit(url)
     if parts.scheme not in ("ws", "wss") or not parts.hostname:
-        raise ConnectionFailed(f"not a ws:// or wss:// URL: {redact_url(url)!r}")
+        raise ConnectionFailed(
+            f"not a ws:// or wss:// URL: {printable(redact_url(url), quote=True)}"
+        )
     host = parts.hostname
     try:
         port = parts.port or (443 if parts.scheme == "wss" else 80)
@@ -152,6 +274,9 @@ def _open_once(
         watchdog.daemon = True
         watchdog.name = "inspector-connect-watchdog"
         watchdog.start()
+    # Raised after the except block, not in it, so that the original error (which may hold
+    # the server's refusal body) is not kept as the new error's __context__.
+    failure: Optional[Tuple[BaseException, BaseException]] = None
     try:
         sock.settimeout(left)
         if parts.scheme == "wss":
@@ -160,7 +285,8 @@ def _open_once(
         ws = websocket.WebSocket(skip_utf8_validation=True)
         try:
             ws.connect(  # type: ignore[no-untyped-call]
-                url, socket=sock, header=header_lines, redirect_limit=0, timeout=left
+                url, socket=_BoundedSocket(sock, ResponseBounds(where)), header=header_lines,
+                redirect_limit=0, timeout=left,
             )
         except websocket.WebSocketException:
             response = ws.handshake_response
@@ -172,20 +298,58 @@ def _open_once(
             raise
     except BaseException as exc:
         sock.close()
+        cause = _without_secrets(exc, secrets)
         if expired.is_set():
-            raise ConnectionFailed(
-                f"could not connect to {where} within connect_timeout"
-            ) from exc
-        raise _translate_open_error(exc, where) from exc
+            failure = (
+                ConnectionFailed(f"could not connect to {where} within connect_timeout"), cause
+            )
+        else:
+            failure = (_translate_open_error(cause, where), cause)
     finally:
         if watchdog is not None:
             watchdog.cancel()
             watchdog.join()
+    if failure is not None:
+        error, cause = failure
+        if error is cause:
+            raise error  # ours already, or KeyboardInterrupt and friends
+        raise error from cause
     if expired.is_set():
         sock.close()
         raise ConnectionFailed(f"could not connect to {where} within connect_timeout")
     sock.setblocking(False)
     return sock
+
+
+def _without_secrets(exc: BaseException, secrets: Sequence[str]) -> BaseException:
+    """``exc``, or for websocket-client's errors, which quote the server, a clean copy.
+
+    The copy keeps the type and the status but none of the refusal's body; its message,
+    reason phrase and header values are shown through :func:`printable` with ``secrets``
+    redacted. The original is dropped with its traceback, so the server's text lives nowhere.
+    """
+    if not isinstance(exc, websocket.WebSocketException):
+        return exc
+
+    def clean(text: object) -> str:
+        return printable(redact_values(str(text), secrets))
+
+    if isinstance(exc, websocket.WebSocketBadStatusException):
+        reason = clean(exc.status_message) if exc.status_message else None
+        headers = {
+            clean(name): clean(value) for name, value in (exc.resp_headers or {}).items()
+        } if isinstance(exc.resp_headers, dict) else None
+        return websocket.WebSocketBadStatusException(
+            f"Handshake status {exc.status_code} {reason or ''}".rstrip(),
+            exc.status_code,
+            reason,
+            headers,
+            None,
+        )
+    try:
+        return type(exc)(clean(exc))
+    except Exception:
+        return websocket.WebSocketException(clean(exc))
 
 
 def _translate_open_error(exc: BaseException, where: str) -> BaseException:

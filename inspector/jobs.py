@@ -19,6 +19,7 @@ from typing import Any, Callable, Dict, List, Mapping, Optional, Set, Tuple, Uni
 
 import attrs
 
+from inspector.display import printable
 from inspector.exceptions import ProtocolError
 from inspector.models import Document, Inspection, Widget, WidgetContainer
 from inspector.serialization import from_wire
@@ -128,7 +129,10 @@ class InspectionJob(Job):
     @staticmethod
     def _check_id(method: str, asked: str, described: str) -> None:
         if described != asked:
-            raise ProtocolError(f"{method} {asked!r}: the reply describes {described!r}")
+            raise ProtocolError(
+                f"{method} {printable(asked, quote=True)}: the reply describes "
+                f"{printable(described, quote=True)}"
+            )
 
     def result(self) -> Union[Inspection, Document]:
         document = self._document

@@ -22,13 +22,18 @@ import os
 import struct
 from typing import Any, Dict, List, Mapping, NamedTuple, Optional, Tuple, Union
 
+from inspector.display import printable
 from inspector.exceptions import ProtocolError
 
 __all__ = [
+    "BadReply",
+    "CLOSE_INVALID_DATA",
     "CLOSE_MESSAGE_TOO_BIG",
     "CLOSE_NORMAL",
     "CLOSE_PROTOCOL_ERROR",
     "ErrorReply",
+    "FRAGMENT_COST",
+    "NonFiniteNumber",
     "FrameReader",
     "FrameViolation",
     "Incoming",
@@ -39,6 +44,7 @@ __all__ = [
     "OP_PONG",
     "OP_TEXT",
     "Reply",
+    "decode_json",
     "encode_close",
     "encode_frame",
     "encode_request",
@@ -59,7 +65,20 @@ _CONTROL_OPCODES = (OP_CLOSE, OP_PING, OP_PONG)
 CLOSE_NORMAL = 1000
 CLOSE_GOING_AWAY = 1001
 CLOSE_PROTOCOL_ERROR = 1002
+CLOSE_INVALID_DATA = 1007
 CLOSE_MESSAGE_TOO_BIG = 1009
+
+# The close codes a peer may send (RFC 6455 section 7.4 and the IANA registry): 1004 is
+# reserved, 1005, 1006 and 1015 only report locally what happened and never go on the wire,
+# 1016-2999 are reserved for the protocol itself, 3000-4999 belong to libraries and
+# applications. Anything else received is answered with 1002.
+_RECEIVABLE_CLOSE_CODES = frozenset(range(1000, 1004)) | frozenset(range(1007, 1015))
+
+#: What each fragment of a fragmented message counts towards ``max_message_size`` beyond its
+#: payload: at least its own header, so an endless run of empty fragments is refused like an
+#: oversized message instead of being read for ever. A message sent in one frame, as servers
+#: do, is not affected.
+FRAGMENT_COST = 16
 
 
 class FrameViolation(ProtocolError):
@@ -75,17 +94,31 @@ class FrameViolation(ProtocolError):
 
 # --- frames -------------------------------------------------------------------------------
 
-Frame = Tuple[int, bytes]
-"""A whole message (opcode TEXT or BINARY, fragments joined) or a control frame."""
+Frame = Tuple[int, Union[str, bytes]]
+"""A whole message (fragments joined) or a control frame: (opcode, payload).
+
+The payload of a text message is its text, a ``str``, decoded once here, straight from the
+receive buffer; every other payload is ``bytes``.
+"""
 
 
 class FrameReader:
     """Parse server frames from a byte stream, assembling fragmented messages.
 
     ``feed()`` takes whatever the socket gave and returns every message and control frame now
-    complete. A data frame whose announced length would take the message past
-    ``max_message_size`` raises :class:`FrameViolation` (close code 1009) from its header alone,
-    before any of its payload is kept.
+    complete. Memory is bounded by ``max_message_size``:
+
+    * A data frame whose announced length would take the message past ``max_message_size``
+      raises :class:`FrameViolation` (close code 1009) from its header alone, before any of its
+      payload is kept.
+    * The fragments of a message are appended to one buffer as they come, so what a message
+      holds while it arrives is its payload, however it is cut; each fragment also counts
+      :data:`FRAGMENT_COST` bytes towards the limit, so a message cannot be spun out of
+      endlessly many empty fragments.
+    * Text messages must be UTF-8 (RFC 6455 section 8.1): one that is not raises
+      :class:`FrameViolation` with close code 1007.
+    * After a violation everything held is dropped at once; the reader is then spent, and any
+      further ``feed()`` raises the same violation again.
     """
 
     def __init__(self, max_message_size: Optional[int]) -> None:
@@ -95,27 +128,46 @@ class FrameReader:
         self._chunks: List[bytes] = []
         self._buffered = 0
         self._needed = 2  # bytes the next parse step needs before it is worth trying
-        self._fragments: List[bytes] = []
-        self._fragments_size = 0
+        # The fragmented message being assembled: its payload so far, what it counts towards
+        # the limit (payload plus FRAGMENT_COST per fragment), and its opcode.
+        self._message = bytearray()
+        self._message_cost = 0
         self._fragment_opcode: Optional[int] = None
+        self._violation: Optional[FrameViolation] = None
 
     def feed(self, data: bytes) -> List[Frame]:
         """Take received bytes; return the messages and control frames they complete.
 
         Raises:
-            FrameViolation: the stream broke RFC 6455 or a message is too large.
+            FrameViolation: the stream broke RFC 6455 or a message is too large; everything the
+                reader held is released.
         """
+        if self._violation is not None:
+            raise self._violation
         self._chunks.append(data)
         self._buffered += len(data)
         if self._buffered < self._needed:
             return []
         buffer = self._chunks[0] if len(self._chunks) == 1 else b"".join(self._chunks)
+        self._chunks = []
         frames: List[Frame] = []
-        position = self._parse(buffer, frames)
+        try:
+            position = self._parse(buffer, frames)
+        except FrameViolation as violation:
+            self._release(violation)
+            raise
         rest = buffer[position:] if position else buffer
         self._chunks = [rest] if rest else []
         self._buffered = len(rest)
         return frames
+
+    def _release(self, violation: FrameViolation) -> None:
+        """Drop everything held: the stream cannot be parsed past a violation."""
+        self._violation = violation
+        self._chunks = []
+        self._buffered = 0
+        self._message = bytearray()
+        self._message_cost = 0
 
     def _parse(self, buffer: bytes, frames: List[Frame]) -> int:
         """Parse whole frames from ``buffer`` into ``frames``; return the bytes consumed."""
@@ -147,23 +199,29 @@ class FrameReader:
                 return position
             start = position + header
             position = start + length
-            payload = buffer[start:position]
             if opcode in _CONTROL_OPCODES:
-                frames.append((opcode, payload))
+                frames.append((opcode, buffer[start:position]))
             elif first & 0x80:  # FIN
                 if self._fragment_opcode is None:
-                    frames.append((opcode, payload))
+                    if opcode == OP_TEXT:
+                        # Decoded from a view: no copy of the payload beside the buffer.
+                        frames.append((opcode, _decode_text(memoryview(buffer)[start:position])))
+                    else:
+                        frames.append((opcode, buffer[start:position]))
                 else:
-                    self._fragments.append(payload)
-                    frames.append((self._fragment_opcode, b"".join(self._fragments)))
-                    self._fragments = []
-                    self._fragments_size = 0
+                    self._message += memoryview(buffer)[start:position]
+                    message, self._message = self._message, bytearray()
+                    opcode = self._fragment_opcode
+                    self._message_cost = 0
                     self._fragment_opcode = None
+                    frames.append(
+                        (opcode, _decode_text(message) if opcode == OP_TEXT else bytes(message))
+                    )
             else:
                 if self._fragment_opcode is None:
                     self._fragment_opcode = opcode
-                self._fragments.append(payload)
-                self._fragments_size += length
+                self._message += memoryview(buffer)[start:position]
+                self._message_cost += length + FRAGMENT_COST
 
     def _check_header(self, first: int, second: int, opcode: int, length: int) -> None:
         if first & 0x70:
@@ -181,12 +239,25 @@ class FrameReader:
         if opcode != OP_CONTINUATION and self._fragment_opcode is not None:
             raise FrameViolation("a new message began before the fragmented one ended")
         limit = self._max_message_size
-        if limit is not None and self._fragments_size + length > limit:
+        if limit is not None and self._message_cost + length > limit:
+            fragments = "" if self._fragment_opcode is None else (
+                f" (counting {FRAGMENT_COST} bytes per fragment)"
+            )
             raise FrameViolation(
-                f"incoming message of at least {self._fragments_size + length} bytes exceeds "
-                f"max_message_size={limit}",
+                f"incoming message of at least {self._message_cost + length} bytes"
+                f"{fragments} exceeds max_message_size={limit}",
                 close_code=CLOSE_MESSAGE_TOO_BIG,
             )
+
+
+def _decode_text(payload: Union[memoryview, bytearray]) -> str:
+    try:
+        return str(payload, "utf-8")
+    except UnicodeDecodeError as exc:
+        raise FrameViolation(
+            f"a text message is not valid UTF-8 (at byte {exc.start})",
+            close_code=CLOSE_INVALID_DATA,
+        ) from None
 
 
 _pack_short = struct.Struct("!BB").pack
@@ -236,11 +307,29 @@ def encode_close(code: int = CLOSE_NORMAL, reason: str = "") -> bytes:
 
 
 def parse_close(payload: bytes) -> Tuple[Optional[int], str]:
-    """Return the code and reason of a close frame's payload (code None when absent)."""
-    if len(payload) < 2:
+    """Return the code and reason of a close frame's payload (code None when absent).
+
+    The reason comes back fit for a message (see :func:`inspector.display.printable`).
+
+    Raises:
+        FrameViolation: the payload is one byte long, or its code is one a peer may not send
+            (0, 999, 1004-1006, 1015, 5000, ...): close code 1002, as RFC 6455 section 7.4
+            asks; or the reason is not UTF-8: close code 1007.
+    """
+    if not payload:
         return None, ""
+    if len(payload) < 2:
+        raise FrameViolation("a close frame with a one-byte payload")
     (code,) = struct.unpack_from("!H", payload)
-    return code, payload[2:].decode("utf-8", "replace")
+    if code not in _RECEIVABLE_CLOSE_CODES and not 3000 <= code <= 4999:
+        raise FrameViolation(f"the server closed with code {code}, which a peer may not send")
+    try:
+        reason = payload[2:].decode("utf-8")
+    except UnicodeDecodeError:
+        raise FrameViolation(
+            "the server's close reason is not valid UTF-8", close_code=CLOSE_INVALID_DATA
+        ) from None
+    return code, printable(reason)
 
 
 # --- the envelope -------------------------------------------------------------------------
@@ -270,6 +359,48 @@ class Notification(NamedTuple):
 
 
 Incoming = Union[Reply, ErrorReply, Notification]
+
+
+class BadReply(ProtocolError):
+    """A reply whose id is an integer but whose shape is junk.
+
+    Raised by :func:`parse_message` rather than returned, so that a reader that does not know
+    it treats it as any other junk message; a connection that does fails the request with this
+    id at once (a ProtocolError saying what was wrong) instead of letting it wait out its
+    timeout, and carries on.
+
+    Attributes:
+        request_id: The id the reply carried.
+        reason: What was wrong with it, fit for a message.
+    """
+
+    def __init__(self, request_id: int, reason: str) -> None:
+        super().__init__(f"reply {request_id} is malformed: {reason}")
+        self.request_id = request_id
+        self.reason = reason
+
+    def __reduce__(self) -> Tuple[Any, ...]:
+        return (type(self), (self.request_id, self.reason), self.__dict__)
+
+
+class NonFiniteNumber(ValueError):
+    """A JSON number beyond a float's range (``1e400``): it would become infinity.
+
+    Infinity is not JSON, and a value the client cannot write back out must not get in.
+
+    Attributes:
+        literal: The number as the text spelled it.
+        path: Where it is, as ``result.widgets[0].fontSize`` ("" when not yet known).
+    """
+
+    def __init__(self, literal: str, path: str = "") -> None:
+        where = f"field {printable(path, quote=True)}" if path else "a number"
+        super().__init__(f"{where} is {printable(literal, 40)}, beyond the range of a float")
+        self.literal = literal
+        self.path = path
+
+    def __reduce__(self) -> Tuple[Any, ...]:
+        return (type(self), (self.literal, self.path), self.__dict__)
 
 _encode_json = json.JSONEncoder(separators=(",", ":"), allow_nan=False).encode
 
@@ -304,8 +435,19 @@ def _refuse_constant(name: str) -> Any:
     raise ValueError(f"{name} is not valid JSON")
 
 
-_decoder = json.JSONDecoder(parse_constant=_refuse_constant)
+def _finite_float(literal: str) -> float:
+    # Called by the C scanner for numbers with a fraction or exponent only (integers have
+    # their own path), which documents rarely hold: the cost stays off the common case.
+    value = float(literal)
+    if value - value != 0.0:  # inf - inf is nan; a literal cannot spell nan itself
+        raise NonFiniteNumber(literal)
+    return value
+
+
+_decoder = json.JSONDecoder(parse_constant=_refuse_constant, parse_float=_finite_float)
 _scan_once = _decoder.scan_once  # type: ignore[attr-defined]
+# Only to find where a non-finite number is, once one was refused.
+_lenient_decoder = json.JSONDecoder(parse_constant=_refuse_constant)
 
 
 def _decode_json(text: str) -> Any:
@@ -319,15 +461,70 @@ def _decode_json(text: str) -> Any:
     return value if end == len(text) else _decoder.decode(text)
 
 
+def _locate_non_finite(text: str) -> Tuple[Any, str]:
+    """Decode ``text`` letting infinities in; return it and the path of the first one."""
+    document = _lenient_decoder.decode(text)
+    stack: List[Tuple[str, Any]] = [("", document)]
+    while stack:  # depth first, in document order; a loop, as nesting may be deep
+        path, value = stack.pop()
+        if type(value) is float and value - value != 0.0:
+            return document, path
+        if type(value) is dict:
+            stack.extend(
+                (f"{path}.{key}" if path else key, item)
+                for key, item in reversed(list(value.items()))
+            )
+        elif type(value) is list:
+            stack.extend((f"{path}[{index}]", item) for index, item in reversed(
+                list(enumerate(value))
+            ))
+    return document, ""
+
+
+def decode_json(text: str) -> Any:
+    """Decode JSON text as the client accepts it: no NaN, no Infinity, no number beyond a float.
+
+    Raises:
+        NonFiniteNumber: a number such as ``1e400``; its ``path`` says where.
+        ValueError: the text is not JSON (:class:`json.JSONDecodeError`).
+        RecursionError: the nesting is too deep for the parser.
+    """
+    try:
+        return _decode_json(text)
+    except NonFiniteNumber as exc:
+        _, path = _locate_non_finite(text)
+        raise NonFiniteNumber(exc.literal, path) from None
+
+
+_JSON_TYPE_NAMES = {
+    dict: "an object", list: "an array", str: "a string", int: "an integer",
+    float: "a number", bool: "a boolean", type(None): "null",
+}
+
+
+def _json_type(value: Any) -> str:
+    return _JSON_TYPE_NAMES.get(type(value), type(value).__name__)
+
+
 def parse_message(text: str) -> Incoming:
     """Classify one incoming text message.
 
     Raises:
+        BadReply: the message has an integer id, so it answers a request, but is junk: no
+            result nor error, both, an error that is not an object or lacks an integer code or
+            a string message, a number beyond a float's range.
         ProtocolError: the text is not a JSON object of one of the three envelope shapes; the
             message says which way it failed and never quotes the payload.
     """
     try:
         message = _decode_json(text)
+    except NonFiniteNumber as exc:
+        document, path = _locate_non_finite(text)
+        found = NonFiniteNumber(exc.literal, path)
+        request_id = document.get("id") if type(document) is dict else None
+        if type(request_id) is int:
+            raise BadReply(request_id, str(found)) from None
+        raise ProtocolError(f"message is not valid JSON ({found})") from None
     except (ValueError, RecursionError) as exc:
         reason = "nesting too deep" if isinstance(exc, RecursionError) else str(exc)
         raise ProtocolError(f"message is not valid JSON ({reason})") from exc
@@ -341,12 +538,22 @@ def parse_message(text: str) -> Incoming:
         return Notification(method, message.get("params"))
     if type(request_id) is not int:
         raise ProtocolError(f"message id is {type(request_id).__name__}, not an integer")
-    if "result" in message:
-        return Reply(request_id, message["result"])
     error = message.get("error")
+    if "result" in message:
+        if error is not None:
+            raise BadReply(request_id, "it has both a result and an error")
+        return Reply(request_id, message["result"])
+    if error is None:
+        raise BadReply(request_id, "it has neither a result nor an error")
     if type(error) is not dict:
-        raise ProtocolError(f"message {request_id} has neither a result nor an error object")
+        raise BadReply(request_id, f"its error is {_json_type(error)}, not an object")
     code, text_of_error = error.get("code"), error.get("message")
-    if type(code) is not int or not isinstance(text_of_error, str):
-        raise ProtocolError(f"error reply {request_id} lacks an integer code or a message")
+    if type(code) is not int:
+        what = "no code" if code is None else f"a code that is {_json_type(code)}"
+        raise BadReply(request_id, f"its error has {what}, not an integer code")
+    if type(text_of_error) is not str:
+        what = "no message" if text_of_error is None else (
+            f"a message that is {_json_type(text_of_error)}"
+        )
+        raise BadReply(request_id, f"its error has {what}, not a string message")
     return ErrorReply(request_id, code, text_of_error, error.get("data"))

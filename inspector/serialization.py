@@ -79,8 +79,10 @@ from cattrs.errors import (
 )
 from cattrs.gen import make_dict_structure_fn, make_dict_unstructure_fn, override
 
-from inspector.exceptions import ProtocolError
+from inspector.display import printable
+from inspector.exceptions import InvalidArgument, ProtocolError
 from inspector.models import DataSource, Document, Inspection, Position, Widget, WidgetContainer
+from inspector.protocol import NonFiniteNumber, decode_json
 
 __all__ = ["from_json", "from_wire", "to_json", "to_wire"]
 
@@ -171,8 +173,12 @@ def _structure_int(value: Any, _type: Any) -> int:
 
 def _structure_float(value: Any, _type: Any) -> float:
     # Returned unchanged, not float(value): a font size sent as 12 must go back out as 12.
-    if type(value) is float or type(value) is int:
+    if type(value) is int or (type(value) is float and value - value == 0.0):
         return cast(float, value)
+    if type(value) is float:
+        # inf - inf and nan - nan are nan: neither is JSON, so neither may get into a model
+        # that to_json() would then have to write.
+        raise _WrongShape(f"expected a finite number, got {value}")
     raise _WrongShape(f"expected a number, got {_json_type(value)}")
 
 
@@ -233,7 +239,13 @@ def _install_hooks(converter: cattrs.Converter) -> None:
                 return value
             return inner(value, inner_type)  # raises the right message
 
-        return structure_optional_scalar
+        def structure_optional_float(value: Any, _type: Any) -> Any:
+            # The same, but a float must also be finite: the strict hook checks that.
+            if value is None or type(value) is int:
+                return value
+            return inner(value, inner_type)
+
+        return structure_optional_float if inner_type is float else structure_optional_scalar
 
     def tuple_factory(type_: Any) -> StructureHook:
         element_type = get_args(type_)[0]
@@ -404,7 +416,9 @@ def _wire_fields(cls: Any, fields: Mapping[str, Any]) -> Dict[str, Any]:
 def _subject(data: Any, cls: Any, method: Optional[str]) -> str:
     subject = method if method else _type_name(cls)
     object_id = data.get("id") if isinstance(data, dict) else None
-    return f"{subject} {object_id!r}" if isinstance(object_id, str) else subject
+    if isinstance(object_id, str):
+        return f"{subject} {printable(object_id, quote=True)}"
+    return subject
 
 
 def _explain(data: Any, cls: Any, fast_exc: Exception) -> Tuple[BaseException, str]:
@@ -471,9 +485,18 @@ def to_json(obj: Any, *, indent: Optional[int] = None) -> str:
         indent: Passed to :func:`json.dumps`; ``None`` for one line.
 
     Returns:
-        ``json.dumps(to_wire(obj))``, non-ASCII characters escaped.
+        ``json.dumps(to_wire(obj))``, non-ASCII characters escaped. Always valid JSON.
+
+    Raises:
+        InvalidArgument: ``obj`` holds NaN or an infinity, which JSON cannot represent (a model
+            built from the wire never does: such numbers are refused on the way in).
     """
-    return json.dumps(to_wire(obj), indent=indent)
+    try:
+        return json.dumps(to_wire(obj), indent=indent, allow_nan=False)
+    except ValueError as exc:
+        raise InvalidArgument(
+            f"to_json: obj holds NaN or an infinity, which JSON cannot represent ({exc})"
+        ) from None
 
 
 def from_json(text: str, cls: Type[T]) -> T:
@@ -487,10 +510,15 @@ def from_json(text: str, cls: Type[T]) -> T:
         The model instance.
 
     Raises:
-        ProtocolError: The text is not valid JSON, or its shape does not fit ``cls``.
+        ProtocolError: The text is not valid JSON (NaN, Infinity and numbers beyond a float's
+            range, such as ``1e400``, are not), or its shape does not fit ``cls``.
     """
     try:
-        data = json.loads(text)
+        if isinstance(text, (bytes, bytearray)):
+            text = text.decode(json.detect_encoding(text), "surrogatepass")
+        data = decode_json(text)
+    except NonFiniteNumber as exc:
+        raise ProtocolError(f"{_type_name(cls)}: invalid JSON: {exc}") from None
     except (ValueError, RecursionError) as exc:
         # ValueError covers JSONDecodeError and undecodable bytes; absurd nesting, RecursionError.
         raise ProtocolError(f"{_type_name(cls)}: invalid JSON: {exc}") from exc

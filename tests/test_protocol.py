@@ -24,7 +24,7 @@ def server_frame(payload: bytes, opcode: int = protocol.OP_TEXT, fin: bool = Tru
 
 
 def test_reader_parses_frames_split_at_every_byte() -> None:
-    """Frames fed one byte at a time come out whole and in order."""
+    """Frames fed one byte at a time come out whole and in order, text decoded."""
     stream = server_frame(b"a" * 200) + server_frame(b"ping", protocol.OP_PING) + server_frame(
         b"b" * 70000
     )
@@ -33,9 +33,9 @@ def test_reader_parses_frames_split_at_every_byte() -> None:
     for i in range(len(stream)):
         frames += reader.feed(stream[i : i + 1])
     assert frames == [
-        (protocol.OP_TEXT, b"a" * 200),
+        (protocol.OP_TEXT, "a" * 200),
         (protocol.OP_PING, b"ping"),
-        (protocol.OP_TEXT, b"b" * 70000),
+        (protocol.OP_TEXT, "b" * 70000),
     ]
 
 
@@ -43,7 +43,7 @@ def test_reader_parses_many_frames_in_one_chunk() -> None:
     """Many small frames in one recv() all come out of one feed()."""
     reader = protocol.FrameReader(None)
     chunk = b"".join(server_frame(str(i).encode()) for i in range(1000))
-    assert [p for _, p in reader.feed(chunk)] == [str(i).encode() for i in range(1000)]
+    assert [p for _, p in reader.feed(chunk)] == [str(i) for i in range(1000)]
 
 
 def test_reader_assembles_fragments_around_control_frames() -> None:
@@ -55,7 +55,7 @@ def test_reader_assembles_fragments_around_control_frames() -> None:
         + server_frame(b"ll", protocol.OP_CONTINUATION, fin=False)
         + server_frame(b"o", protocol.OP_CONTINUATION)
     )
-    assert reader.feed(stream) == [(protocol.OP_PING, b"x"), (protocol.OP_TEXT, b"hello")]
+    assert reader.feed(stream) == [(protocol.OP_PING, b"x"), (protocol.OP_TEXT, "hello")]
 
 
 def test_oversized_frame_refused_from_its_header_alone() -> None:
@@ -140,9 +140,9 @@ def test_parse_message_classifies(text: str, kind: protocol.Incoming) -> None:
         ('{"id": 1, "result": Infinity}', "Infinity"),
         ("[" * 100000 + "]" * 100000, "nesting too deep"),
         ('{"id": "7", "result": 1}', "not an integer"),
-        ('{"id": 7}', "neither a result nor an error"),
-        ('{"id": 7, "error": {"code": "x", "message": "m"}}', "integer code"),
         ('{"params": {}}', "neither an id nor a method"),
+        ('{"id": true, "result": 1}', "not an integer"),
+        ('{"method": "M", "params": {"x": 1e400}}', "'params.x' is 1e400"),
     ],
 )
 def test_parse_message_refuses_junk(text: str, reason: str) -> None:
@@ -169,3 +169,147 @@ def test_client_frames_unmask_to_the_payload(size: int) -> None:
     key = frame[header : header + 4]
     assert ABNF.mask(key, frame[header + 4 :]) == payload
     assert len(protocol.mask_keys(3)) == 3 and len(set(protocol.mask_keys(50))) == 50
+
+
+# --- issue 10: what a hostile server may send ----------------------------------------------
+
+
+def test_empty_fragments_are_refused_like_an_oversized_message() -> None:
+    """Zero-length continuation frames count FRAGMENT_COST each, so an endless run fails."""
+    limit = 1000
+    reader = protocol.FrameReader(limit)
+    reader.feed(server_frame(b"{", protocol.OP_TEXT, fin=False))
+    empty = server_frame(b"", protocol.OP_CONTINUATION, fin=False)
+    allowed = (limit - 1 - protocol.FRAGMENT_COST) // protocol.FRAGMENT_COST
+    assert reader.feed(empty * allowed) == []
+    with pytest.raises(protocol.FrameViolation, match="per fragment") as caught:
+        reader.feed(empty * 2)
+    assert caught.value.close_code == protocol.CLOSE_MESSAGE_TOO_BIG
+
+
+def test_fragmented_message_within_the_limit_is_whole() -> None:
+    """A message cut into many small fragments still comes out whole when within the limit."""
+    reader = protocol.FrameReader(10_000)
+    text = b'{"id":1,"result":"' + b"x" * 400 + b'"}'
+    pieces = [text[i : i + 3] for i in range(0, len(text), 3)]
+    stream = server_frame(pieces[0], protocol.OP_TEXT, fin=False)
+    stream += b"".join(server_frame(p, protocol.OP_CONTINUATION, fin=False) for p in pieces[1:-1])
+    stream += server_frame(pieces[-1], protocol.OP_CONTINUATION)
+    assert reader.feed(stream) == [(protocol.OP_TEXT, text.decode())]
+
+
+def test_reader_releases_everything_after_a_violation() -> None:
+    """After a violation the reader holds nothing and refuses any further bytes."""
+    reader = protocol.FrameReader(100_000)
+    reader.feed(server_frame(b"a" * 50_000, protocol.OP_TEXT, fin=False) + b"\x00\x02ab")
+    with pytest.raises(protocol.FrameViolation):
+        reader.feed(b"\xc1\x00")  # reserved bits, mid-stream
+    assert len(reader._message) == 0 and reader._chunks == []
+    with pytest.raises(protocol.FrameViolation, match="reserved bits"):
+        reader.feed(server_frame(b"{}"))
+
+
+@pytest.mark.parametrize("fragmented", [False, True])
+def test_text_that_is_not_utf8_closes_with_1007(fragmented: bool) -> None:
+    """A text message that is not UTF-8 fails the stream with close code 1007."""
+    payload = b'{"id":1,"result":"\xff\xfe"}'
+    if fragmented:
+        stream = server_frame(payload[:19], protocol.OP_TEXT, fin=False) + server_frame(
+            payload[19:], protocol.OP_CONTINUATION
+        )
+    else:
+        stream = server_frame(payload)
+    with pytest.raises(protocol.FrameViolation, match="UTF-8") as caught:
+        protocol.FrameReader(None).feed(stream)
+    assert caught.value.close_code == protocol.CLOSE_INVALID_DATA
+
+
+def test_binary_messages_are_not_checked_as_utf8() -> None:
+    """Only text frames must be UTF-8."""
+    assert protocol.FrameReader(None).feed(server_frame(b"\xff", protocol.OP_BINARY)) == [
+        (protocol.OP_BINARY, b"\xff")
+    ]
+
+
+@pytest.mark.parametrize("code", [0, 999, 1004, 1005, 1006, 1015, 1016, 2999, 5000, 65535])
+def test_close_codes_a_peer_may_not_send_are_a_protocol_error(code: int) -> None:
+    """RFC 6455 7.4: reserved and local-only codes are answered with 1002."""
+    with pytest.raises(protocol.FrameViolation, match=str(code)) as caught:
+        protocol.parse_close(struct.pack("!H", code))
+    assert caught.value.close_code == protocol.CLOSE_PROTOCOL_ERROR
+
+
+@pytest.mark.parametrize("code", [1000, 1001, 1002, 1003, 1007, 1008, 1011, 1014, 3000, 4999])
+def test_close_codes_a_peer_may_send_are_accepted(code: int) -> None:
+    """Registered codes and the 3000-4999 range come back as sent."""
+    assert protocol.parse_close(struct.pack("!H", code) + b"why") == (code, "why")
+
+
+def test_close_frame_of_one_byte_or_bad_reason_is_refused() -> None:
+    """A one-byte payload is 1002; a reason that is not UTF-8 is 1007."""
+    with pytest.raises(protocol.FrameViolation) as caught:
+        protocol.parse_close(b"\x03")
+    assert caught.value.close_code == protocol.CLOSE_PROTOCOL_ERROR
+    with pytest.raises(protocol.FrameViolation) as caught:
+        protocol.parse_close(struct.pack("!H", 1000) + b"\xff")
+    assert caught.value.close_code == protocol.CLOSE_INVALID_DATA
+
+
+def test_close_reason_is_made_printable() -> None:
+    """Escape sequences in a close reason come back escaped, not raw."""
+    code, reason = protocol.parse_close(struct.pack("!H", 1001) + b"\x1b[2Jgone")
+    assert (code, reason) == (1001, "\\x1b[2Jgone")
+
+
+@pytest.mark.parametrize(
+    "text, reason",
+    [
+        ('{"id": 7}', "neither a result nor an error"),
+        ('{"id": 7, "error": null}', "neither a result nor an error"),
+        ('{"id": 7, "error": {"message": "m"}}', "no code"),
+        ('{"id": 7, "error": {"code": "500", "message": "m"}}', "code that is a string"),
+        ('{"id": 7, "error": {"code": true, "message": "m"}}', "code that is a boolean"),
+        ('{"id": 7, "error": {"code": 5.0, "message": "m"}}', "code that is a number"),
+        ('{"id": 7, "error": {"code": 500}}', "no message"),
+        ('{"id": 7, "error": {"code": 500, "message": 3}}', "message that is an integer"),
+        ('{"id": 7, "error": "boom"}', "error is a string"),
+        ('{"id": 7, "result": 1, "error": {"code": 1, "message": "m"}}', "both"),
+        ('{"id": 7, "result": {"w": [{"fontSize": 1e400}]}}', r"'result\.w\[0\]\.fontSize'"),
+        ('{"id": 7, "result": -1e400}', "'result' is -1e400"),
+    ],
+)
+def test_junk_reply_with_an_id_is_a_bad_reply_for_that_id(text: str, reason: str) -> None:
+    """A reply with an integer id but a junk shape raises BadReply carrying the id."""
+    with pytest.raises(protocol.BadReply, match=reason) as caught:
+        protocol.parse_message(text)
+    assert caught.value.request_id == 7
+    assert isinstance(caught.value, ProtocolError)
+
+
+def test_result_beside_a_null_error_is_a_reply() -> None:
+    """``"error": null`` beside a result is no error (JSON-RPC 1.0 servers send it)."""
+    assert protocol.parse_message('{"id": 2, "result": 1, "error": null}') == protocol.Reply(2, 1)
+
+
+def test_small_and_ordinary_floats_pass() -> None:
+    """Underflow to zero and ordinary floats are fine; only infinities are refused."""
+    assert protocol.parse_message('{"id": 1, "result": [1e-400, 2.5, -0.0]}') == (
+        protocol.Reply(1, [0.0, 2.5, -0.0])
+    )
+
+
+def test_decode_json_names_the_path_of_a_non_finite_number() -> None:
+    """decode_json raises NonFiniteNumber with the path; NaN and Infinity stay refused."""
+    with pytest.raises(protocol.NonFiniteNumber) as caught:
+        protocol.decode_json('{"a": {"b": [0, 1E999]}}')
+    assert caught.value.path == "a.b[1]" and caught.value.literal == "1E999"
+    with pytest.raises(ValueError, match="NaN"):
+        protocol.decode_json("NaN")
+
+
+def test_bad_reply_pickles() -> None:
+    """BadReply survives pickling with its id and reason."""
+    import pickle
+
+    copy = pickle.loads(pickle.dumps(protocol.BadReply(3, "why")))
+    assert (copy.request_id, copy.reason, str(copy)) == (3, "why", "reply 3 is malformed: why")

@@ -11,7 +11,7 @@ import pytest
 
 import inspector
 from inspector import serialization
-from inspector.exceptions import ProtocolError
+from inspector.exceptions import InvalidArgument, ProtocolError
 from inspector.models import DataSource, Document, Inspection, Position, Widget, WidgetContainer
 from inspector.serialization import from_json, from_wire, to_json, to_wire
 
@@ -447,6 +447,38 @@ def test_from_json_wrong_shape_is_a_protocol_error() -> None:
     """Valid JSON of the wrong shape raises ProtocolError too."""
     with pytest.raises(ProtocolError, match="^Document: expected an object, got list$"):
         from_json('["doc-1"]', Document)
+
+
+@pytest.mark.parametrize(
+    "text, field",
+    [
+        ('{"id": "w", "type": "chart", "fontSize": 1e400}', "'fontSize'"),
+        ('{"id": "w", "type": "chart", "dataSources": [{"kind": "k", "n": -1e999}]}',
+         r"'dataSources\[0\]\.n'"),
+        ('{"id": "w", "type": "chart", "fontSize": NaN}', "NaN"),
+        ('{"id": "w", "type": "chart", "fontSize": -Infinity}', "Infinity"),
+    ],
+)
+def test_from_json_refuses_numbers_json_cannot_hold(text: str, field: str) -> None:
+    """1e400 (infinity once parsed), NaN and Infinity are refused, naming the field."""
+    with pytest.raises(ProtocolError, match=field):
+        from_json(text, Widget)
+
+
+@pytest.mark.parametrize("value", [float("inf"), float("-inf"), float("nan")])
+def test_from_wire_refuses_non_finite_floats(value: float) -> None:
+    """A non-finite float given as data is refused by the float fields, naming them."""
+    with pytest.raises(ProtocolError, match="field 'fontSize': expected a finite number"):
+        from_wire({"id": "w", "type": "chart", "fontSize": value}, Widget)
+    with pytest.raises(ProtocolError, match="field 'position.x'"):
+        from_wire({"id": "c", "position": {"x": value}}, WidgetContainer)
+
+
+def test_to_json_never_writes_invalid_json() -> None:
+    """A hand-built model holding infinity raises InvalidArgument instead of writing it."""
+    widget = Widget(id="w", type="chart", extra={"ratio": float("inf")})
+    with pytest.raises(InvalidArgument, match="NaN or an infinity"):
+        to_json(widget)
 
 
 def test_to_json_indent() -> None:

@@ -7,7 +7,10 @@ command line's help works without it.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:  # for type checkers; at run time the import waits for the first use
+    from inspector.inventory.inventory import Inventory
 
 __all__ = ["Inventory"]
 

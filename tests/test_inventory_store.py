@@ -192,3 +192,22 @@ def test_several_processes_record_the_same_results(inventory_db, sample_server):
         assert len(_outcomes(inventory.engine, run)) == len(ids)
         assert _count(inventory.engine, t.document_versions) == len(ids)
         assert inventory.check_integrity() == []
+
+
+def test_long_values_from_the_server_are_stored_whole(inventory_db, catalog):
+    """Ids, types and updatedAt of any length are stored as sent, on either database."""
+    import attrs
+
+    long_id = "doc-" + "x" * 1500
+    original = catalog["doc-1"]
+    document = attrs.evolve(original.document, id=long_id, type="t" * 700,
+                            extra={"updatedAt": "2026-" + "9" * 300})
+    widgets = tuple(attrs.evolve(w, id=long_id + "/" + w.id) for w in original.widgets)
+    inspection = attrs.evolve(original, document=document, widgets=widgets)
+    with Inventory(inventory_db) as inventory:
+        run = _start(inventory.store, [long_id])
+        assert inventory.record(run, inspection) == "new"
+        stored = inventory.sources_of(long_id)
+        assert stored.updated_at == "2026-" + "9" * 300
+        assert {s.widget_id for s in stored.sources} <= {w.id for w in widgets}
+        assert inventory.check_integrity() == []

@@ -98,16 +98,16 @@ metadata = MetaData(naming_convention={
     "pk": "pk_%(table_name)s",
 })
 
-# Ids of documents, containers and widgets are the server's, which docs/protocol.md does not
-# bound; 512 characters is far beyond any seen, and PostgreSQL needs a bound for a useful index.
-_ID = 512
+# What the server sends (ids, types, updatedAt, ...) is Text: docs/protocol.md bounds none of
+# it, and a bounded column would refuse a long value on PostgreSQL (SQLite keeps any length).
+# Only what this package writes itself (statuses, outcomes, hashes) has a bound.
 
 runs = Table(
     "runs", metadata,
     Column("id", Integer, primary_key=True, autoincrement=True),
     Column("started_at", UTCDateTime(), nullable=False),
     Column("finished_at", UTCDateTime()),
-    Column("server", String(2000)),  # the endpoint, credentials removed (redact_url)
+    Column("server", Text),  # the endpoint, credentials removed (redact_url)
     Column("selection_key", String(64), nullable=False),  # the same selection, the same key
     Column("selection", JSON, nullable=False),  # {"all": bool, "named": [ids]}
     Column("settings", JSON, nullable=False),  # {"full": bool, "stale_threshold": float}
@@ -129,14 +129,14 @@ run_targets = Table(
     "run_targets", metadata,
     Column("run_id", Integer, ForeignKey("runs.id"), primary_key=True),
     Column("ordinal", Integer, primary_key=True),
-    Column("document_id", String(_ID), nullable=False),
+    Column("document_id", Text, nullable=False),
     Column("listed", Boolean, nullable=False),
     Index(None, "document_id", "run_id"),
 )
 
 documents = Table(
     "documents", metadata,
-    Column("id", String(_ID), primary_key=True),
+    Column("id", Text, primary_key=True),
     Column("first_run_id", Integer, ForeignKey("runs.id"), nullable=False),
     # No foreign key: a version refers to its document, and each must be insertable first.
     Column("current_version_id", Integer),
@@ -146,14 +146,14 @@ documents = Table(
 document_versions = Table(
     "document_versions", metadata,
     Column("id", Integer, primary_key=True, autoincrement=True),
-    Column("document_id", String(_ID), ForeignKey("documents.id"), nullable=False),
+    Column("document_id", Text, ForeignKey("documents.id"), nullable=False),
     Column("version", Integer, nullable=False),  # 1, 2, ... per document
     Column("run_id", Integer, ForeignKey("runs.id"), nullable=False),  # the run that stored it
     Column("stored_at", UTCDateTime(), nullable=False),
-    Column("fingerprint", String(600), nullable=False),
+    Column("fingerprint", Text, nullable=False),
     Column("content_hash", String(64), nullable=False),
-    Column("updated_at", String(100)),  # the server's updatedAt, as sent
-    Column("type", String(200), nullable=False),
+    Column("updated_at", Text),  # the server's updatedAt, as sent
+    Column("type", Text, nullable=False),
     Column("name", Text),
     Column("owner", Text),
     Column("raw_json", Text, nullable=False),
@@ -165,8 +165,8 @@ containers = Table(
     "containers", metadata,
     Column("version_id", Integer, ForeignKey("document_versions.id"), primary_key=True),
     Column("ordinal", Integer, primary_key=True),
-    Column("container_id", String(_ID), nullable=False),
-    Column("layout", String(200)),
+    Column("container_id", Text, nullable=False),
+    Column("layout", Text),
     Column("page", Integer),
 )
 
@@ -174,9 +174,9 @@ widgets = Table(
     "widgets", metadata,
     Column("version_id", Integer, ForeignKey("document_versions.id"), primary_key=True),
     Column("ordinal", Integer, primary_key=True),
-    Column("widget_id", String(_ID), nullable=False),
-    Column("container_id", String(_ID)),
-    Column("type", String(200), nullable=False),
+    Column("widget_id", Text, nullable=False),
+    Column("container_id", Text),
+    Column("type", Text, nullable=False),
     Column("title", Text),
 )
 
@@ -184,8 +184,8 @@ data_sources = Table(
     "data_sources", metadata,
     Column("version_id", Integer, ForeignKey("document_versions.id"), primary_key=True),
     Column("ordinal", Integer, primary_key=True),  # in document order, over all widgets
-    Column("widget_id", String(_ID), nullable=False),
-    Column("kind", String(200), nullable=False),
+    Column("widget_id", Text, nullable=False),
+    Column("kind", Text, nullable=False),
     Column("connection", Text),  # passwords redacted
     Column("url", Text),  # secrets redacted
     Column("range", Text),
@@ -198,16 +198,16 @@ table_refs = Table(
     Column("version_id", Integer, primary_key=True),
     Column("source_ordinal", Integer, primary_key=True),  # data_sources.ordinal
     Column("access", String(5), primary_key=True),  # read | write
-    Column("table_name", String(_ID), primary_key=True),  # as written: sales.orders
+    Column("table_name", Text, primary_key=True),  # as written: sales.orders
     # The last part, case-folded: a query for "orders" or "sales.orders" narrows on it first.
-    Column("name_key", String(_ID), nullable=False),
+    Column("name_key", Text, nullable=False),
     Index(None, "name_key"),
 )
 
 run_documents = Table(
     "run_documents", metadata,
     Column("run_id", Integer, ForeignKey("runs.id"), primary_key=True),
-    Column("document_id", String(_ID), primary_key=True),
+    Column("document_id", Text, primary_key=True),
     Column("outcome", String(10), nullable=False),  # one of OUTCOMES
     Column("version_id", Integer),  # the version the document had after this run
     Column("error", Text),  # why it failed

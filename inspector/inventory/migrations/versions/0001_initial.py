@@ -14,8 +14,6 @@ down_revision = None
 branch_labels = None
 depends_on = None
 
-_ID = 512
-
 
 def upgrade() -> None:
     op.create_table(
@@ -23,7 +21,7 @@ def upgrade() -> None:
         sa.Column("id", sa.Integer, autoincrement=True),
         sa.Column("started_at", sa.DateTime(timezone=True), nullable=False),
         sa.Column("finished_at", sa.DateTime(timezone=True)),
-        sa.Column("server", sa.String(2000)),
+        sa.Column("server", sa.Text),
         sa.Column("selection_key", sa.String(64), nullable=False),
         sa.Column("selection", sa.JSON, nullable=False),
         sa.Column("settings", sa.JSON, nullable=False),
@@ -44,7 +42,7 @@ def upgrade() -> None:
         "run_targets",
         sa.Column("run_id", sa.Integer, nullable=False),
         sa.Column("ordinal", sa.Integer, nullable=False),
-        sa.Column("document_id", sa.String(_ID), nullable=False),
+        sa.Column("document_id", sa.Text, nullable=False),
         sa.Column("listed", sa.Boolean, nullable=False),
         sa.PrimaryKeyConstraint("run_id", "ordinal", name="pk_run_targets"),
         sa.ForeignKeyConstraint(["run_id"], ["runs.id"], name="fk_run_targets_run_id_runs"),
@@ -52,7 +50,7 @@ def upgrade() -> None:
     op.create_index("ix_run_targets_document_id_run_id", "run_targets", ["document_id", "run_id"])
     op.create_table(
         "documents",
-        sa.Column("id", sa.String(_ID), nullable=False),
+        sa.Column("id", sa.Text, nullable=False),
         sa.Column("first_run_id", sa.Integer, nullable=False),
         sa.Column("current_version_id", sa.Integer),
         sa.Column("deleted_run_id", sa.Integer),
@@ -65,14 +63,14 @@ def upgrade() -> None:
     op.create_table(
         "document_versions",
         sa.Column("id", sa.Integer, autoincrement=True),
-        sa.Column("document_id", sa.String(_ID), nullable=False),
+        sa.Column("document_id", sa.Text, nullable=False),
         sa.Column("version", sa.Integer, nullable=False),
         sa.Column("run_id", sa.Integer, nullable=False),
         sa.Column("stored_at", sa.DateTime(timezone=True), nullable=False),
-        sa.Column("fingerprint", sa.String(600), nullable=False),
+        sa.Column("fingerprint", sa.Text, nullable=False),
         sa.Column("content_hash", sa.String(64), nullable=False),
-        sa.Column("updated_at", sa.String(100)),
-        sa.Column("type", sa.String(200), nullable=False),
+        sa.Column("updated_at", sa.Text),
+        sa.Column("type", sa.Text, nullable=False),
         sa.Column("name", sa.Text),
         sa.Column("owner", sa.Text),
         sa.Column("raw_json", sa.Text, nullable=False),
@@ -89,8 +87,8 @@ def upgrade() -> None:
         "containers",
         sa.Column("version_id", sa.Integer, nullable=False),
         sa.Column("ordinal", sa.Integer, nullable=False),
-        sa.Column("container_id", sa.String(_ID), nullable=False),
-        sa.Column("layout", sa.String(200)),
+        sa.Column("container_id", sa.Text, nullable=False),
+        sa.Column("layout", sa.Text),
         sa.Column("page", sa.Integer),
         sa.PrimaryKeyConstraint("version_id", "ordinal", name="pk_containers"),
         sa.ForeignKeyConstraint(["version_id"], ["document_versions.id"],
@@ -100,9 +98,9 @@ def upgrade() -> None:
         "widgets",
         sa.Column("version_id", sa.Integer, nullable=False),
         sa.Column("ordinal", sa.Integer, nullable=False),
-        sa.Column("widget_id", sa.String(_ID), nullable=False),
-        sa.Column("container_id", sa.String(_ID)),
-        sa.Column("type", sa.String(200), nullable=False),
+        sa.Column("widget_id", sa.Text, nullable=False),
+        sa.Column("container_id", sa.Text),
+        sa.Column("type", sa.Text, nullable=False),
         sa.Column("title", sa.Text),
         sa.PrimaryKeyConstraint("version_id", "ordinal", name="pk_widgets"),
         sa.ForeignKeyConstraint(["version_id"], ["document_versions.id"],
@@ -112,8 +110,8 @@ def upgrade() -> None:
         "data_sources",
         sa.Column("version_id", sa.Integer, nullable=False),
         sa.Column("ordinal", sa.Integer, nullable=False),
-        sa.Column("widget_id", sa.String(_ID), nullable=False),
-        sa.Column("kind", sa.String(200), nullable=False),
+        sa.Column("widget_id", sa.Text, nullable=False),
+        sa.Column("kind", sa.Text, nullable=False),
         sa.Column("connection", sa.Text),
         sa.Column("url", sa.Text),
         sa.Column("range", sa.Text),
@@ -128,8 +126,8 @@ def upgrade() -> None:
         sa.Column("version_id", sa.Integer, nullable=False),
         sa.Column("source_ordinal", sa.Integer, nullable=False),
         sa.Column("access", sa.String(5), nullable=False),
-        sa.Column("table_name", sa.String(_ID), nullable=False),
-        sa.Column("name_key", sa.String(_ID), nullable=False),
+        sa.Column("table_name", sa.Text, nullable=False),
+        sa.Column("name_key", sa.Text, nullable=False),
         sa.PrimaryKeyConstraint("version_id", "source_ordinal", "access", "table_name",
                                 name="pk_table_refs"),
     )
@@ -137,7 +135,7 @@ def upgrade() -> None:
     op.create_table(
         "run_documents",
         sa.Column("run_id", sa.Integer, nullable=False),
-        sa.Column("document_id", sa.String(_ID), nullable=False),
+        sa.Column("document_id", sa.Text, nullable=False),
         sa.Column("outcome", sa.String(10), nullable=False),
         sa.Column("version_id", sa.Integer),
         sa.Column("error", sa.Text),

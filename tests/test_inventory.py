@@ -42,3 +42,27 @@ def test_unknown_run_is_an_invalid_argument(inventory_db):
     """Asking for a run that does not exist names it."""
     with Inventory(inventory_db) as inventory, pytest.raises(InvalidArgument, match="run 7"):
         inventory.run(7)
+
+
+def test_a_database_failure_is_an_inspector_error(postgresql_url):
+    """A connection the database server ended is a StoreError, one line; the next call works."""
+    import sqlalchemy as sa
+
+    from inspector import InspectorError
+    from inspector.inventory.database import StoreError
+
+    with Inventory(postgresql_url) as inventory:
+        assert inventory.runs() == []
+        name = postgresql_url.rsplit("/", 1)[1]
+        admin = sa.create_engine(postgresql_url.rsplit("/", 1)[0] + "/postgres")
+        with admin.begin() as connection:
+            ended = connection.execute(sa.text(
+                "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
+                "WHERE datname = :name AND pid <> pg_backend_pid()"), {"name": name}).scalar()
+        admin.dispose()
+        assert ended >= 1
+        with pytest.raises(StoreError) as failed:
+            inventory.runs()
+        assert isinstance(failed.value, InspectorError)
+        assert len(str(failed.value).splitlines()) == 1
+        assert inventory.runs() == []  # the pool opens a new connection

@@ -8,8 +8,9 @@ so an inventory made by an older version is upgraded in place.
 
 from __future__ import annotations
 
+import functools
 import os
-from typing import Any, Optional
+from typing import Any, Callable, Optional, TypeVar, cast
 
 import sqlalchemy as sa
 from alembic import command
@@ -21,8 +22,35 @@ from sqlalchemy.engine import Engine
 from inspector.exceptions import InspectorError, InvalidArgument
 from inspector.redaction import redact
 
-__all__ = ["DB_ENVIRONMENT", "database_url", "head_revision", "open_engine", "revision_of",
-           "upgrade"]
+__all__ = ["DB_ENVIRONMENT", "StoreError", "database_errors", "database_url", "head_revision",
+           "open_engine", "revision_of", "store_error", "upgrade"]
+
+_F = TypeVar("_F", bound=Callable[..., Any])
+
+
+class StoreError(InspectorError):
+    """The inventory's database failed (unreachable, full, locked too long, ...)."""
+
+
+def database_errors(function: _F) -> _F:
+    """Make ``function`` raise :class:`StoreError` for any error of the database driver.
+
+    The edge between the inventory and SQLAlchemy: every public method of the store and of
+    :class:`~inspector.inventory.Inventory` goes through it, so callers see InspectorErrors
+    only, each one line with no password.
+    """
+    @functools.wraps(function)
+    def translated(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return function(*args, **kwargs)
+        except sa.exc.SQLAlchemyError as exc:
+            raise store_error(exc) from exc
+    return cast(_F, translated)
+
+
+def store_error(exc: BaseException) -> StoreError:
+    """The :class:`StoreError` for an error of the database driver: one line, no password."""
+    return StoreError(f"the inventory's database failed: {_one_line(exc)}")
 
 #: The environment variable that names the database when no ``--db`` is given.
 DB_ENVIRONMENT = "INSPECTOR_DB"

@@ -14,9 +14,11 @@ from __future__ import annotations
 import datetime
 from typing import Any, Callable, Iterator, List, Optional, Sequence, Tuple, Union
 
+import sqlalchemy as sa
+
 from inspector.client import DocumentInspector
 from inspector.inventory import queries
-from inspector.inventory.database import open_engine
+from inspector.inventory.database import database_errors, open_engine, store_error
 from inspector.inventory.planner import DEFAULT_STALE_THRESHOLD
 from inspector.inventory.scan import Failure, ScanRun, scan
 from inspector.inventory.store import Store
@@ -129,27 +131,33 @@ class Inventory:
 
     # -- questions --
 
+    @database_errors
     def runs(self) -> List[queries.RunRecord]:
         """Every run, oldest first, with its counts and how it ended."""
         return queries.runs(self.engine)
 
+    @database_errors
     def run(self, run_id: int) -> queries.RunRecord:
         """One run's record."""
         return queries.run_record(self.engine, run_id)
 
+    @database_errors
     def failures(self, run_id: int) -> List[Tuple[str, str]]:
         """(document id, reason) of each document that failed in a run."""
         return queries.run_failures(self.engine, run_id)
 
+    @database_errors
     def reads(self, table: str, *, run_id: Optional[int] = None) -> List[queries.TableUse]:
         """The documents that read ``table`` (``name``, ``schema.name``, ...), now or as of a
         run; see :func:`inspector.inventory.queries.table_matches`."""
         return queries.documents_reading(self.engine, table, run_id=run_id)
 
+    @database_errors
     def writes(self, table: str, *, run_id: Optional[int] = None) -> List[queries.TableUse]:
         """The documents whose SQL writes ``table``."""
         return queries.documents_reading(self.engine, table, run_id=run_id, access="write")
 
+    @database_errors
     def sources_of(self, document_id: str, *, run_id: Optional[int] = None,
                    at: Optional[datetime.datetime] = None
                    ) -> Optional[queries.DocumentSources]:
@@ -157,14 +165,19 @@ class Inventory:
         stored then)."""
         return queries.sources_of(self.engine, document_id, run_id=run_id, at=at)
 
+    @database_errors
     def diff(self, run_a: int, run_b: int) -> List[queries.DiffEntry]:
         """New, changed and deleted documents from run A to run B."""
         return queries.diff(self.engine, run_a, run_b)
 
     def inspections(self, *, run_id: Optional[int] = None) -> Iterator[Inspection]:
         """The stored inspection of every live document, now or as of a run."""
-        return queries.inspections(self.engine, run_id=run_id)
+        try:
+            yield from queries.inspections(self.engine, run_id=run_id)
+        except sa.exc.SQLAlchemyError as exc:
+            raise store_error(exc) from exc
 
+    @database_errors
     def check_integrity(self) -> List[str]:
         """Problems found in the store's invariants; an empty list when there are none."""
         return queries.check_integrity(self.engine)

@@ -23,6 +23,7 @@ from sqlalchemy.engine import Connection, Engine
 from inspector.exceptions import InvalidArgument
 from inspector.inventory import schema as t
 from inspector.inventory.content import VersionContent, version_content
+from inspector.inventory.database import database_errors
 from inspector.inventory.planner import DeletionPlan, StaleListing, plan_deletions
 from inspector.models import Document, Inspection
 from inspector.redaction import redact
@@ -82,6 +83,7 @@ class Store:
 
     # -- runs --
 
+    @database_errors
     def begin_run(
         self,
         *,
@@ -186,6 +188,7 @@ class Store:
             connection.execute(sa.update(documents).where(missing).values(deleted_run_id=run_id))
         return plan
 
+    @database_errors
     def find_resumable(self, selection_key: str) -> Optional[int]:
         """The latest run of this selection, if it did not end: it was stopped or killed.
 
@@ -202,6 +205,7 @@ class Store:
             return None
         return int(row.id)
 
+    @database_errors
     def latest_unfinished(self) -> Optional[int]:
         """The latest run of any selection, if it did not end (for ``scan --resume``)."""
         with self.engine.connect() as connection:
@@ -213,6 +217,7 @@ class Store:
             return None
         return int(row.id)
 
+    @database_errors
     def resume_run(self, run_id: int) -> None:
         """Mark a stopped run as running again, and count the resumption."""
         self._transaction(lambda connection: connection.execute(
@@ -220,6 +225,7 @@ class Store:
             .values(status="running", resumed=t.runs.c.resumed + 1, finished_at=None)
         ))
 
+    @database_errors
     def finish_run(self, run_id: int, status: str, *, seconds: float = 0.0,
                    message: Optional[str] = None) -> None:
         """End a run: its status, time spent added, and its counts taken from what it stored.
@@ -243,11 +249,13 @@ class Store:
             ))
         self._transaction(finish)
 
+    @database_errors
     def run_row(self, run_id: int) -> Any:
         """The run's row, or None."""
         with self.engine.connect() as connection:
             return connection.execute(sa.select(t.runs).where(t.runs.c.id == run_id)).first()
 
+    @database_errors
     def pending(self, run_id: int, *, after: int = -1, limit: int = _BATCH
                 ) -> List[PendingDocument]:
         """The run's targets after ordinal ``after`` not yet recorded, or failed, in order."""
@@ -272,6 +280,7 @@ class Store:
 
     # -- documents --
 
+    @database_errors
     def record(self, run_id: int, inspection: Inspection) -> str:
         """Store an inspected document for a run, in one transaction; idempotent.
 
@@ -329,6 +338,7 @@ class Store:
                 ])
         return version_id
 
+    @database_errors
     def record_unchanged(self, run_id: int, document: Document) -> str:
         """Record that a document's ``GetDocument`` reply matched its current version.
 
@@ -339,6 +349,7 @@ class Store:
         """
         return self.record_unchanged_many(run_id, [document.id])[document.id]
 
+    @database_errors
     def record_unchanged_many(self, run_id: int, document_ids: Sequence[str]) -> Dict[str, str]:
         """:meth:`record_unchanged` for many documents, in one transaction (each is one row).
 
@@ -379,6 +390,7 @@ class Store:
             return outcomes
         return self._transaction(write)
 
+    @database_errors
     def record_failure(self, run_id: int, document_id: str, reason: str) -> str:
         """Record that a document could not be inspected in this run, and why. Idempotent.
 
@@ -393,6 +405,7 @@ class Store:
             return "failed"
         return self._transaction(write)
 
+    @database_errors
     def record_deleted(self, run_id: int, document_id: str) -> Optional[str]:
         """Mark a stored document deleted in this run (the server said it is gone).
 

@@ -204,3 +204,43 @@ def test_watch_runs_until_interrupted(tmp_path, server):
     assert "watch: run 1 completed" in err and err.rstrip().endswith("watch: stopped")
     with Inventory(db) as inventory:
         assert {run.trigger for run in inventory.runs()} == {"watch"}
+
+
+def test_ctrl_c_interrupts_and_the_next_scan_resumes(tmp_path):
+    """Ctrl-C mid-scan: exit 130, the run stored as interrupted; the same scan continues it."""
+    import signal
+
+    from support import MS, wait_until
+
+    from inspector.inventory import Inventory
+
+    db = str(tmp_path / "interrupted.db")
+    ids_file = tmp_path / "ids.txt"
+    ids = [f"gen-3x3-c{n}" for n in range(1000)]
+    ids_file.write_text("\n".join(ids))
+    Inventory(db).close()
+
+    def recorded() -> int:
+        with Inventory(db) as inventory:
+            return sum(1 for _ in inventory.inspections())
+
+    with run_sample_server() as server:
+        command = [sys.executable, "-m", "inspector", "scan", "--db", db, "--url", server.url,
+                   "--from-file", str(ids_file), "--format", "json"]
+        process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                   text=True)
+        try:
+            wait_until(lambda: recorded() >= 20 or process.poll() is not None,
+                       timeout=30_000 * MS)
+        finally:
+            process.send_signal(signal.SIGINT)
+            _, err = process.communicate(timeout=30)
+        assert process.returncode == 130, err
+        assert err.strip().endswith("interrupted")
+        with Inventory(db) as inventory:
+            [stopped] = inventory.runs()
+            assert stopped.status == "interrupted"
+        resumed = subprocess.run(command, capture_output=True, text=True, timeout=120)
+    assert resumed.returncode == 0, resumed.stderr
+    report = json.loads(resumed.stdout)
+    assert (report["run"], report["resumed"], report["new"]) == (1, 1, len(ids))

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Dict, List
+from typing import Dict
 
 import attrs
 
@@ -28,7 +28,3 @@ def with_sql(inspection: Inspection, sql: str, *, updated_at: str = "2026-11-01T
                             extra={**inspection.document.extra, "updatedAt": updated_at})
     return attrs.evolve(inspection, document=document, widgets=(changed, *rest))
 
-
-def outcomes(rows: List[tuple]) -> Dict[str, str]:
-    """{document id: outcome} from (document id, outcome) rows."""
-    return dict(rows)

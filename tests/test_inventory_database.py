@@ -78,7 +78,7 @@ def test_an_older_inventory_is_upgraded_in_place(inventory_db):
 def test_opening_twice_is_harmless(inventory_db):
     """Opening an up-to-date inventory again changes nothing."""
     with Inventory(inventory_db) as first:
-        first.store.begin_run(server=None, selection_key="k", selection={}, settings={},
+        first.store.runs.begin_run(server=None, selection_key="k", selection={}, settings={},
                               targets=[("a", False)])
     with Inventory(inventory_db) as second:
         assert [run.targets for run in second.runs()] == [1]

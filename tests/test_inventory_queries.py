@@ -27,12 +27,12 @@ def catalog() -> Dict[str, Inspection]:
 
 def _run(inventory: Inventory, inspections) -> int:
     ids = [i.document.id for i in inspections]
-    run_id = inventory.store.begin_run(
+    run_id = inventory.store.runs.begin_run(
         server="ws://test", selection_key="k", selection={}, settings={},
         targets=[(i, True) for i in ids], stale_threshold=1.0).run_id
     for inspection in inspections:
         inventory.record(run_id, inspection)
-    inventory.store.finish_run(run_id, "completed")
+    inventory.store.runs.finish_run(run_id, "completed")
     return run_id
 
 

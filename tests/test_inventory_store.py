@@ -27,7 +27,7 @@ def catalog() -> Dict[str, Inspection]:
 
 
 def _start(store: Store, ids, *, listed: bool = True, threshold=0.2):
-    return store.begin_run(server="ws://test", selection_key="k", selection={}, settings={},
+    return store.runs.begin_run(server="ws://test", selection_key="k", selection={}, settings={},
                            targets=[(i, listed) for i in ids],
                            stale_threshold=threshold if listed else None).run_id
 

@@ -8,6 +8,7 @@ so an inventory made by an older version is upgraded in place.
 
 from __future__ import annotations
 
+import datetime
 import functools
 import os
 from typing import Any, Callable, Optional, TypeVar, cast
@@ -23,9 +24,39 @@ from inspector.exceptions import InspectorError, InvalidArgument
 from inspector.redaction import redact
 
 __all__ = ["DB_ENVIRONMENT", "StoreError", "database_errors", "database_url", "head_revision",
-           "open_engine", "revision_of", "store_error", "upgrade"]
+           "inserted_id", "open_engine", "revision_of", "store_error", "transaction", "upgrade",
+           "utc_now"]
 
 _F = TypeVar("_F", bound=Callable[..., Any])
+_R = TypeVar("_R")
+
+# A second process wrote the same row (a run's outcome for a document, a document's version)
+# at the same moment: the transaction is tried again, and finds the other's row.
+_ATTEMPTS = 3
+
+
+def transaction(engine: Engine, work: Callable[[sa.Connection], _R]) -> _R:
+    """Run ``work(connection)`` in one transaction; again if it collided with another writer."""
+    for attempt in range(1, _ATTEMPTS + 1):
+        try:
+            with engine.begin() as connection:
+                return work(connection)
+        except sa.exc.IntegrityError:
+            if attempt == _ATTEMPTS:
+                raise
+    raise AssertionError("unreachable")
+
+
+def inserted_id(result: Any) -> int:
+    """The primary key an INSERT of one row gave it."""
+    key = result.inserted_primary_key
+    assert key is not None  # an INSERT of one row always has one
+    return int(key[0])
+
+
+def utc_now() -> datetime.datetime:
+    """The time now, in UTC, as every time in the store is."""
+    return datetime.datetime.now(datetime.timezone.utc)
 
 
 class StoreError(InspectorError):

@@ -40,7 +40,8 @@ from inspector.inventory.planner import (
     selection_key,
     targets,
 )
-from inspector.inventory.store import PendingDocument, Store
+from inspector.inventory.runs import PendingDocument
+from inspector.inventory.store import Store
 from inspector.models import Document, Inspection
 from inspector.redaction import redact_url
 
@@ -141,19 +142,19 @@ class ScanRun:
         endpoint = None if server is None else redact_url(server)
         list_all = list_documents is not None
         if resume and not named and not list_all:
-            run_id = store.latest_unfinished()
+            run_id = store.runs.latest_unfinished()
         elif not named and not list_all:
             raise InvalidArgument("document_ids: name at least one document, or list them all")
         else:
-            run_id = store.find_resumable(selection_key(endpoint, named, list_all))
+            run_id = store.runs.find_resumable(selection_key(endpoint, named, list_all))
         if run_id is not None:
-            store.resume_run(run_id)
-            settings = store.run_row(run_id).settings or {}
+            store.runs.resume_run(run_id)
+            settings = store.runs.run_row(run_id).settings or {}
             return cls(store, run_id, resumed=True, full=bool(settings.get("full", full)))
         if resume:
             raise NothingToResume("no stopped scan of this selection to resume")
         listing = list_documents() if list_documents is not None else None
-        begun = store.begin_run(
+        begun = store.runs.begin_run(
             server=endpoint,
             selection_key=selection_key(endpoint, named, list_all),
             selection={"all": list_all, "named": len(named), "first_named": named[:20]},
@@ -170,7 +171,7 @@ class ScanRun:
         read from the store a batch at a time."""
         after = -1
         while True:
-            pending = self.store.pending(self.run_id, after=after, limit=batch)
+            pending = self.store.runs.pending(self.run_id, after=after, limit=batch)
             if not pending:
                 return
             yield from pending
@@ -232,7 +233,7 @@ class ScanRun:
     def finish(self, status: str = "completed", message: Optional[str] = None) -> None:
         """End this segment of the run: what waits recorded, its status, time spent, counts."""
         self.flush()
-        self.store.finish_run(self.run_id, status, seconds=time.monotonic() - self._started,
+        self.store.runs.finish_run(self.run_id, status, seconds=time.monotonic() - self._started,
                               message=message)
 
 

@@ -326,7 +326,8 @@ def _write_inspections(
         for inspection in inspections:
             write_text(out, to_json(inspection, indent=2) + "\n")
     elif output_format == "json":
-        write_text(out, json.dumps([to_wire(i) for i in inspections], indent=2) + "\n")
+        write_text(out, json.dumps([to_wire(i) for i in inspections], indent=2,
+                                   allow_nan=False) + "\n")
     elif output_format == "jsonl":
         for inspection in inspections:
             write_text(out, to_json(inspection) + "\n")
@@ -343,7 +344,7 @@ def _write_report(inspections: Iterable[Inspection], output_format: str, out: IO
 
     report = build_report(inspections)
     if output_format == "json":
-        write_text(out, json.dumps(report_to_dict(report), indent=2) + "\n")
+        write_text(out, json.dumps(report_to_dict(report), indent=2, allow_nan=False) + "\n")
     else:
         write_text(out, sources_table(report))
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections import Counter
 from typing import AbstractSet, List, Optional, Sequence
 
+from inspector.display import printable
 from inspector.models import Inspection
 from inspector.sources import Source, SourcesReport, build_report
 
@@ -55,7 +56,7 @@ def inspection_table(inspection: Inspection) -> str:
         lines += ["", *_columns(["DATA SOURCE", "WHERE", "READS", "WIDGETS"], rows)]
     else:
         lines += ["", "no data sources"]
-    return "\n".join(lines) + "\n"
+    return _terminal_text(lines)
 
 
 def sources_table(report: SourcesReport) -> str:
@@ -79,7 +80,7 @@ def sources_table(report: SourcesReport) -> str:
     ]
     for source in report.sources:
         lines += ["", *_source_block(source)]
-    return "\n".join(lines) + "\n"
+    return _terminal_text(lines)
 
 
 def _source_block(source: Source) -> List[str]:
@@ -152,3 +153,9 @@ def _ids(ids: Sequence[str]) -> str:
 
 def _count(number: int, noun: str) -> str:
     return f"{number} {noun}{'' if number == 1 else 's'}"
+
+
+def _terminal_text(lines: List[str]) -> str:
+    # The lines hold the server's text (titles, ids, SQL): escape what would drive a terminal
+    # (escape sequences, carriage returns, bidirectional overrides), never cut it.
+    return "\n".join(printable(line, limit=len(line)) for line in lines) + "\n"

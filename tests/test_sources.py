@@ -229,3 +229,15 @@ def test_long_id_lists_are_cut_in_tables() -> None:
     text = inspection_table(inspection("doc-a", *widgets))
     assert "w0, w1, w2, w3, w4, w5 (+4 more)" in text
 
+
+
+def test_tables_escape_what_would_drive_a_terminal() -> None:
+    """A server's escape sequences and line breaks reach the table escaped, never raw."""
+    from inspector import Document, Inspection
+    from inspector.formatting import inspection_table
+
+    document = Document(id="d\x1b[2J", type="biDashboard", name="x\rINJECTED\u202e",
+                        widget_container_ids=())
+    table = inspection_table(Inspection(document))
+    assert "\x1b" not in table and "\r" not in table and "\u202e" not in table
+    assert table.startswith("d\\x1b[2J  x\\rINJECTED\\u202e\n")

@@ -244,3 +244,12 @@ def test_ctrl_c_interrupts_and_the_next_scan_resumes(tmp_path):
     assert resumed.returncode == 0, resumed.stderr
     report = json.loads(resumed.stdout)
     assert (report["run"], report["resumed"], report["new"]) == (1, 1, len(ids))
+
+
+def test_the_servers_text_reaches_the_terminal_escaped(inventory_db, server, capsys):
+    """An id with an escape sequence is shown escaped in tables and failure lines."""
+    hostile = "doc-\x1b[2Jx"
+    status, out, err = run(capsys, "scan", "--db", inventory_db, "--url", server.url,
+                           "doc-1", hostile)
+    assert status == 1
+    assert "\x1b" not in out + err and "\\x1b[2Jx" in out and "\\x1b[2Jx" in err

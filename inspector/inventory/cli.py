@@ -152,6 +152,7 @@ def _threshold(value: float) -> float:
 def run_scan(args: argparse.Namespace) -> int:
     """``scan``: inspect and store; print the run report."""
     _require_inventory_extra()
+    from inspector.display import printable
     from inspector.inventory.planner import StaleListing
     from inspector.inventory.report import run_report
 
@@ -164,7 +165,8 @@ def run_scan(args: argparse.Namespace) -> int:
     with _open(args) as inventory, open_inspector(args) as inspector:
         def failed(document_id: str, outcome: str, reason: Optional[str]) -> None:
             if outcome == "failed":
-                sys.stderr.write(f"{PROG}: {document_id}: {reason}\n")
+                line = f"{document_id}: {reason}"
+                sys.stderr.write(f"{PROG}: {printable(line, limit=len(line))}\n")
                 sys.stderr.flush()
         try:
             run = inventory.scan(inspector, document_ids, list_all=args.all, full=args.full,

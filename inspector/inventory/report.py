@@ -11,6 +11,7 @@ import datetime
 import json
 from typing import IO, Any, Dict, List, Optional, Sequence, Tuple
 
+from inspector.display import printable
 from inspector.inventory.queries import DiffEntry, DocumentSources, RunRecord, TableUse
 
 __all__ = [
@@ -70,7 +71,8 @@ def run_report(run: RunRecord, failures: Sequence[Tuple[str, str]], fmt: str,
     if run.message:
         lines.append(f"  {run.message}")
     lines += [f"  failed: {document}: {reason}" for document, reason in failures]
-    out.write("\n".join(lines) + "\n")
+    # Ids and reasons are the server's text: escaped, never cut.
+    out.write("\n".join(printable(line, limit=len(line)) for line in lines) + "\n")
 
 
 def table_use_rows(uses: Sequence[TableUse]) -> List[Row]:
@@ -127,8 +129,9 @@ def write_rows(rows: Sequence[Row], fmt: str, out: IO[str], *,
 
 
 def _cell(value: Any) -> str:
-    text = "" if value is None else str(value)
-    text = " ".join(text.split())
+    text = "" if value is None else " ".join(str(value).split())
+    # The server's text (ids, titles, SQL): escape what would drive a terminal, then shorten.
+    text = printable(text, limit=len(text))
     return text if len(text) <= 70 else text[:67] + "..."
 
 

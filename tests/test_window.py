@@ -52,3 +52,19 @@ def test_the_window_never_drops_below_one() -> None:
     window = FlowWindow(ceiling=2, initial=1)
     window.on_overload(in_flight=1)
     assert window.size == 1 and window.at_floor and window.room(0) == 1
+
+
+def test_stepping_onto_where_the_server_pushed_back_waits_256_windows() -> None:
+    """Additive steps back to just below the last overload; the step onto it is 256x slower."""
+    window = FlowWindow(ceiling=1000, initial=64)
+    window.on_overload(in_flight=64)
+    assert window.size == 32
+    for size in range(32, 63):
+        window.on_success(size)
+    assert window.size == 63
+    window.on_success(63 * 255)
+    assert window.size == 63
+    window.on_success(63)
+    assert window.size == 64
+    window.on_success(64)  # past the old limit without a 429: additive again
+    assert window.size == 65

@@ -77,6 +77,12 @@ _CLAUSE_NAMES = {
     "distinct": "DISTINCT ON",
 }
 
+# Statements sqlglot keeps as text that read settings or the catalog, never rows.
+_NO_DATA_COMMANDS = frozenset({
+    "SHOW", "SET", "RESET", "USE", "DESCRIBE", "DESC", "COMMENT", "GRANT", "REVOKE",
+    "ANALYZE", "VACUUM", "BEGIN", "COMMIT", "ROLLBACK",
+})
+
 _MAX_EVIDENCE = 3
 _MAX_EXPRESSION = 80
 
@@ -98,6 +104,8 @@ def column_uses(sql: str, dialect: Optional[str] = None) -> StatementLineage:
     except Exception as exc:  # any failure of a third-party parser on data we were sent
         return StatementLineage(error=f"unparseable SQL: {_parse_failure(exc)}")
     if isinstance(tree, exp.Command):
+        if str(tree.this).upper() in _NO_DATA_COMMANDS:
+            return StatementLineage()
         return StatementLineage(error="unsupported SQL statement; its columns are not known")
     uses: List[ColumnUse] = []
     for statement in _statements(tree):
@@ -119,6 +127,11 @@ class _Tracer:
 
     def __init__(self, query: exp.Expression, dialect: Optional[str]) -> None:
         self.dialect = dialect
+        # The optimizer normalises identifiers (EmployeeName -> employeename in T-SQL); the
+        # names are reported, and classified, as written.
+        self.spelling: Dict[str, str] = {}
+        for identifier in query.find_all(exp.Identifier):
+            self.spelling.setdefault(identifier.name.casefold(), identifier.name)
         self.tree = _qualified(query, dialect)
         root = build_scope(self.tree)
         if root is None:
@@ -264,6 +277,9 @@ class _Tracer:
     def _emit(self, table: Optional[str], column: str, exposure: str, how: Iterable[str],
               candidates: Tuple[str, ...] = ()) -> None:
         evidence = tuple(dict.fromkeys(h for h in how if h))
+        if table is not None:
+            table = ".".join(self.spelling.get(p.casefold(), p) for p in table.split("."))
+        column = self.spelling.get(column.casefold(), column)
         self.found.append(ColumnUse(table, column, exposure, evidence, candidates))
 
 

@@ -100,7 +100,8 @@ def run(args: argparse.Namespace) -> int:
                 sys.stderr.flush()
                 continue
             assessments.append((order, assess(result, rules)))
-    ranked = [a for _, a in sorted(assessments, key=lambda item: (-item[1].score, item[0]))]
+    ranked = [a for _, a in sorted(assessments, key=lambda item: (
+        -item[1].score, -len(item[1].security_findings), item[0]))]
     _write(sys.stdout, ranked, args.format)
     if any(isinstance(error, _CONNECTION_ERRORS) for error in failures):
         return EXIT_USAGE

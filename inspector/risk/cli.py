@@ -118,7 +118,7 @@ def _write(out: IO[str], ranked: List[Assessment], output_format: str) -> None:
 
 def assessment_to_dict(assessment: Assessment) -> Dict[str, Any]:
     """The JSON-able form of an assessment: attribute names as keys, lists for tuples."""
-    return attrs.asdict(assessment, retain_collection_types=False)
+    return attrs.asdict(assessment)
 
 
 def assessments_table(ranked: List[Assessment]) -> str:

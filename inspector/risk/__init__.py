@@ -72,7 +72,7 @@ def find_personal_data(
     return statement_findings(sql, dialect, rules=rules, flags=flags)
 
 
-def assess(inspection: "Inspection", rules: Optional[RuleSet] = None) -> Assessment:
+def assess(inspection: Inspection, rules: Optional[RuleSet] = None) -> Assessment:
     """Score one inspected document's personal-data exposure, with the reasons.
 
     Args:

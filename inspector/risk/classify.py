@@ -8,7 +8,7 @@ longest match winning; a table's name can make a rule apply (``name`` in ``emplo
 
 from __future__ import annotations
 
-from typing import Dict, List, Mapping, Optional, Tuple
+from typing import Dict, FrozenSet, List, Mapping, Optional, Tuple
 
 import attrs
 
@@ -78,7 +78,7 @@ class Classifier:
             self._seen[key] = self._classify(column, table_words)
         return self._seen[key]
 
-    def _classify(self, column: str, table_words: frozenset) -> Optional[Classification]:
+    def _classify(self, column: str, table_words: FrozenSet[str]) -> Optional[Classification]:
         name = words(column)
         if not name or name[0] in self.rules.not_personal_prefixes and len(name) > 1:
             return None
@@ -102,7 +102,7 @@ class Classifier:
             name = name[:-1]
         return name
 
-    def _match(self, name: Words, table_words: frozenset) -> Optional[Classification]:
+    def _match(self, name: Words, table_words: FrozenSet[str]) -> Optional[Classification]:
         if not name:
             return None
         last = name[-1]

@@ -17,7 +17,7 @@ Exposures, from the most revealing to the least:
 
 from __future__ import annotations
 
-from typing import List, Optional, Tuple
+from typing import Iterable, List, Optional, Tuple
 
 import attrs
 
@@ -78,6 +78,10 @@ def more_exposed(first: str, second: str) -> str:
     return first if EXPOSURES.index(first) <= EXPOSURES.index(second) else second
 
 
+def _string_list(value: Iterable[str]) -> List[str]:
+    return list(value)
+
+
 @attrs.frozen
 class ColumnUse:
     """How one statement uses one column: the lineage, before any classification.
@@ -132,7 +136,7 @@ class Finding:
     category: str
     exposure: str
     confidence: float
-    evidence: List[str] = attrs.field(factory=list, converter=list, hash=False)
+    evidence: List[str] = attrs.field(factory=list, converter=_string_list, hash=False)
     kind: str = "column"
     widget: Optional[str] = None
 

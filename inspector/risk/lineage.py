@@ -35,6 +35,10 @@ __all__ = ["column_uses"]
 
 RAW, TRANSFORMED, AGGREGATED, FILTER = EXPOSURES
 
+# A node of sqlglot's syntax tree: its base class is exp.Expression up to sqlglot 29 and
+# exp.Expr from 30 on, so the type is left open.
+SqlNode = Any
+
 # Aggregates and window functions that return one of their inputs: the value is shown as is.
 _VALUE_KEEPING_AGGREGATES = frozenset({
     "max", "min", "anyvalue", "first", "last", "firstvalue", "lastvalue", "nthvalue", "lag",
@@ -125,7 +129,7 @@ def column_uses(sql: str, dialect: Optional[str] = None) -> StatementLineage:
 class _Tracer:
     """The lineage of one query: its output columns traced, then its other columns."""
 
-    def __init__(self, query: exp.Expression, dialect: Optional[str]) -> None:
+    def __init__(self, query: SqlNode, dialect: Optional[str]) -> None:
         self.dialect = dialect
         # The optimizer normalises identifiers (EmployeeName -> employeename in T-SQL); the
         # names are reported, and classified, as written.
@@ -163,17 +167,14 @@ class _Tracer:
         if key in self.visited:
             return
         self.visited.add(key)
-        if isinstance(node.source, exp.SetOperation) and not isinstance(node.expression,
-                                                                        exp.Table):
-            if node.name in ("UNION", "INTERSECT", "EXCEPT"):
-                for branch in node.downstream:  # each branch's column at the same position
-                    self._visit(branch, exposure, how)
-                return
+        if isinstance(node.source, exp.SetOperation) and node.name in (
+                "UNION", "INTERSECT", "EXCEPT"):
+            for branch in node.downstream:  # each branch's column at the same position
+                self._visit(branch, exposure, how)
+            return
         projection = node.expression
-        columns = list(find_all_in_scope(projection, exp.Column)) if isinstance(
-            projection, exp.Expression) else []
-        shown = _shorten(projection.sql(dialect=self.dialect)) if isinstance(
-            projection, exp.Expression) else ""
+        columns = list(find_all_in_scope(projection, exp.Column))
+        shown = _shorten(projection.sql(dialect=self.dialect))
         for child in node.downstream:
             target = child.expression
             if isinstance(target, (exp.Table, exp.Placeholder)) or (
@@ -213,7 +214,7 @@ class _Tracer:
         else:
             self._resolve(column, exposure, how)
 
-    def _stars_of(self, select: exp.Expression, how: Tuple[str, ...]) -> None:
+    def _stars_of(self, select: SqlNode, how: Tuple[str, ...]) -> None:
         for scope in self.scopes:
             if scope.expression is not select:
                 continue
@@ -259,11 +260,11 @@ class _Tracer:
         if isinstance(source, exp.Table):
             self._emit(_table_name(source), column.name, exposure, how)
         elif isinstance(source, Scope):
-            if not any(s.alias_or_name == column.name or isinstance(s, exp.Star)
-                       for s in getattr(source.expression, "selects", [source.expression])):
-                if not isinstance(source.expression, exp.SetOperation):
-                    self._emit(None, column.name, exposure, how)
-                    return
+            selects = getattr(source.expression, "selects", [])
+            if not isinstance(source.expression, exp.SetOperation) and not any(
+                    s.alias_or_name == column.name or isinstance(s, exp.Star) for s in selects):
+                self._emit(None, column.name, exposure, how)  # not a column of the derived table
+                return
             try:
                 node = to_node(column.name, scope=source, dialect=self.dialect, schema=_NO_SCHEMA,
                                trim_selects=False)
@@ -283,7 +284,7 @@ class _Tracer:
         self.found.append(ColumnUse(table, column, exposure, evidence, candidates))
 
 
-def _qualified(query: exp.Expression, dialect: Optional[str]) -> exp.Expression:
+def _qualified(query: SqlNode, dialect: Optional[str]) -> SqlNode:
     options: Dict[str, Any] = dict(dialect=dialect, validate_qualify_columns=False,
                                    quote_identifiers=False, identify=False)
     try:
@@ -329,7 +330,7 @@ def _filters(scope: Scope) -> bool:
     return _clause_of(scope.expression, scope.parent.expression) is not None
 
 
-def _clause_of(node: exp.Expression, select: exp.Expression) -> Optional[str]:
+def _clause_of(node: SqlNode, select: SqlNode) -> Optional[str]:
     """The clause of ``select`` that holds ``node``: None for a projection."""
     while node.parent is not None and node.parent is not select:
         node = node.parent
@@ -339,10 +340,10 @@ def _clause_of(node: exp.Expression, select: exp.Expression) -> Optional[str]:
     return None if key == "expressions" else key
 
 
-def _step(column: exp.Column, top: exp.Expression) -> Tuple[str, str]:
+def _step(column: exp.Column, top: SqlNode) -> Tuple[str, str]:
     """What the expression around ``column``, up to ``top``, does to its value."""
     exposure, reason = RAW, ""
-    node: exp.Expression = column
+    node: SqlNode = column
     while node is not top and node.parent is not None:
         parent = node.parent
         if isinstance(parent, exp.Window) and node is not parent.this:
@@ -355,14 +356,14 @@ def _step(column: exp.Column, top: exp.Expression) -> Tuple[str, str]:
         if isinstance(parent, exp.AggFunc):
             if name not in _VALUE_KEEPING_AGGREGATES and exposure != AGGREGATED:
                 exposure, reason = AGGREGATED, f"aggregated: {_shorten(parent.sql())}"
-        elif isinstance(parent, exp.Func) and name in _TRANSFORMING_FUNCTIONS:
-            if exposure == RAW:
-                exposure, reason = TRANSFORMED, f"transformed: {_shorten(parent.sql())}"
+        elif isinstance(parent, exp.Func) and name in _TRANSFORMING_FUNCTIONS and (
+                exposure == RAW):
+            exposure, reason = TRANSFORMED, f"transformed: {_shorten(parent.sql())}"
         node = parent
     return exposure, reason
 
 
-def _function_name(node: exp.Expression) -> str:
+def _function_name(node: SqlNode) -> str:
     if isinstance(node, exp.Anonymous):
         return str(node.name).lower()
     return str(node.key)

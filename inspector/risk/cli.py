@@ -43,6 +43,7 @@ from inspector.risk.rules import RuleSet
 __all__ = ["add_commands", "assessment_to_dict", "assessments_table", "run"]
 
 RISK_EXTRA = "pip install 'document-inspector[risk]'"
+INVENTORY_EXTRA = "pip install 'document-inspector[inventory]'"
 FORMATS = ("table", "json")
 _CONNECTION_ERRORS = (ConnectionFailed, ConnectionLost, ClientClosed)
 
@@ -63,6 +64,14 @@ def add_commands(commands: Any, parents: CommandParents) -> None:
                        help="also every document the server lists (ListDocuments)")
     which.add_argument("--from-file", metavar="FILE",
                        help="also the ids in FILE, one a line ('-': stdin)")
+    stored = risk.add_argument_group("inventory")
+    stored.add_argument("--db", metavar="DB",
+                        help="assess the documents stored in the inventory (a SQLite path or a "
+                        "SQLAlchemy URL) instead of asking a server, and store the findings "
+                        "there; with no DOC_ID, every live document")
+    stored.add_argument("--shows", metavar="CATEGORY[:EXPOSURE]",
+                        help="with --db: the documents whose stored findings show CATEGORY "
+                        "(e.g. national_id:raw), without assessing anything")
     risk.add_argument("--rules", metavar="FILE",
                       help="a JSON rules file that adds to or overrides the default rules")
     risk.add_argument("--format", choices=FORMATS, default="table",
@@ -72,13 +81,19 @@ def add_commands(commands: Any, parents: CommandParents) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Run ``risk``: assess the documents, print them ranked; return the exit status."""
-    if not args.document_ids and not args.all and args.from_file is None:
-        raise UsageError("name at least one DOC_ID, or give --all or --from-file")
+    if args.shows is not None and args.db is None:
+        raise UsageError("--shows answers from the inventory: give --db too")
+    if args.db is None and not args.document_ids and not args.all and args.from_file is None:
+        raise UsageError("name at least one DOC_ID, or give --all, --from-file or --db")
+    if args.db is not None:
+        _require_inventory_extra()
+        if args.shows is not None:
+            return _run_shows(args)
     try:
         import sqlglot  # noqa: F401
     except ImportError:
         raise UsageError(f"the risk command needs sqlglot: {RISK_EXTRA}") from None
-    from inspector.risk import assess, load_rules
+    from inspector.risk import load_rules
 
     rules: Optional[RuleSet] = None
     if args.rules is not None:
@@ -87,6 +102,16 @@ def run(args: argparse.Namespace) -> int:
         except InvalidArgument as exc:
             raise UsageError(str(exc)) from None
     document_ids = read_document_ids(args.document_ids, args.from_file)
+    if args.db is not None:
+        return _run_stored(args, document_ids, rules)
+    return _run_live(args, document_ids, rules)
+
+
+def _run_live(args: argparse.Namespace, document_ids: List[str],
+              rules: Optional[RuleSet]) -> int:
+    """Inspect the documents on the server and assess them."""
+    from inspector.risk import assess
+
     assessments: List[Tuple[int, Assessment]] = []
     failures: List[InspectorError] = []
     with open_inspector(args) as inspector:
@@ -100,12 +125,72 @@ def run(args: argparse.Namespace) -> int:
                 sys.stderr.flush()
                 continue
             assessments.append((order, assess(result, rules)))
-    ranked = [a for _, a in sorted(assessments, key=lambda item: (
-        -item[1].score, -len(item[1].security_findings), item[0]))]
-    _write(sys.stdout, ranked, args.format)
+    _write(sys.stdout, _ranked(assessments), args.format)
     if any(isinstance(error, _CONNECTION_ERRORS) for error in failures):
         return EXIT_USAGE
     return EXIT_SOME_FAILED if failures else EXIT_OK
+
+
+def _run_stored(args: argparse.Namespace, document_ids: List[str],
+                rules: Optional[RuleSet]) -> int:
+    """Assess the documents stored in the inventory; store the findings there."""
+    from inspector.inventory.inventory import Inventory
+    from inspector.risk.store import assess_stored
+
+    wanted = [] if args.all else document_ids
+    with Inventory(args.db) as inventory:
+        assessments = list(enumerate(assess_stored(inventory.engine, wanted, rules)))
+    missing = sorted(set(wanted) - {a.document_id for _, a in assessments})
+    for document_id in missing:
+        sys.stderr.write(f"{PROG}: {document_id}: not in the inventory\n")
+    _write(sys.stdout, _ranked(assessments), args.format)
+    return EXIT_SOME_FAILED if missing else EXIT_OK
+
+
+def _run_shows(args: argparse.Namespace) -> int:
+    """``--shows CATEGORY[:EXPOSURE]``: which documents show it, from the stored findings."""
+    from inspector.inventory.inventory import Inventory
+    from inspector.risk.store import documents_showing
+
+    category, _, exposure = args.shows.partition(":")
+    with Inventory(args.db) as inventory:
+        try:
+            records = documents_showing(inventory.engine, category, exposure or None)
+        except InvalidArgument as exc:
+            raise UsageError(f"--shows: {exc}") from None
+    if args.format == "json":
+        sys.stdout.write(json.dumps([attrs.asdict(r) for r in records], indent=2) + "\n")
+        return EXIT_OK
+    lines = ["DOCUMENT  VERSION  WIDGET  EXPOSURE  CONFIDENCE  COLUMN"] if records else [
+        f"no stored findings of {args.shows} (review documents with risk --db first)"]
+    lines += [f"{r.document_id}  {r.version}  {r.widget_id}  {r.exposure}  "
+              f"{r.confidence:.2f}  {r.table + '.' if r.table else ''}{r.column}"
+              for r in records]
+    sys.stdout.write(_aligned(lines) + "\n")
+    return EXIT_OK
+
+
+def _aligned(lines: List[str]) -> str:
+    rows = [line.split("  ") for line in lines]
+    if len(rows) < 2:
+        return "\n".join(lines)
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+    return "\n".join("  ".join(cell.ljust(w) for cell, w in zip(row, widths)).rstrip()
+                     for row in rows)
+
+
+def _require_inventory_extra() -> None:
+    try:
+        import alembic  # noqa: F401
+        import sqlalchemy  # noqa: F401
+    except ImportError as exc:
+        raise UsageError(f"--db needs {exc.name}: {INVENTORY_EXTRA}") from None
+
+
+def _ranked(assessments: List[Tuple[int, Assessment]]) -> List[Assessment]:
+    """Worst first: by score, then by security findings, then in the order given."""
+    return [a for _, a in sorted(assessments, key=lambda item: (
+        -item[1].score, -len(item[1].security_findings), item[0]))]
 
 
 def _write(out: IO[str], ranked: List[Assessment], output_format: str) -> None:

@@ -36,7 +36,8 @@ import attrs
 from inspector.exceptions import InvalidArgument
 from inspector.risk.findings import CATEGORIES
 
-__all__ = ["Rule", "RuleSet", "default_rules", "load_rules", "rules_from_dict", "words"]
+__all__ = ["Rule", "RuleSet", "default_rules", "load_rules", "rules_from_dict", "rules_key",
+           "words"]
 
 Words = Tuple[str, ...]
 
@@ -235,3 +236,20 @@ def _default_document() -> Dict[str, Any]:
     text = resources.files("inspector.risk").joinpath("default_rules.json").read_text("utf-8")
     document: Dict[str, Any] = json.loads(text)
     return document
+
+
+def rules_key(rules: RuleSet) -> str:
+    """A short hash that is equal for equal rule sets: which rules a stored review used."""
+    import hashlib
+
+    def plain(value: Any) -> Any:
+        if isinstance(value, (frozenset, set)):
+            return sorted(plain(v) for v in value)
+        if isinstance(value, (tuple, list)):
+            return [plain(v) for v in value]
+        if isinstance(value, Rule):
+            return plain(attrs.astuple(value, recurse=False))
+        return value
+
+    text = json.dumps(plain(attrs.astuple(rules, recurse=False)), sort_keys=True)
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()

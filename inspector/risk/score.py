@@ -30,7 +30,7 @@ from typing import Any, Dict, Iterable, List, Mapping, Optional, Tuple
 
 from inspector.exceptions import InvalidArgument
 from inspector.models import DataSource, Inspection
-from inspector.redaction import redact
+from inspector.redaction import REDACTED, redact
 from inspector.risk.classify import Classifier
 from inspector.risk.findings import (
     UNKNOWN_CATEGORY,
@@ -185,7 +185,8 @@ def security_findings(
     found: List[SecurityFinding] = []
     for widget_id, source in sources:
         for field, value in (("connection string", source.connection), ("link", source.url)):
-            if value is not None and redact(value) != value:
+            # REDACTED already there: the inventory stored it with the secret taken out.
+            if value is not None and (redact(value) != value or REDACTED in value):
                 found.append(SecurityFinding(
                     "embedded_password", widget_id, redact(value),
                     (f"the {field} carries a password or secret (shown here redacted)",)))

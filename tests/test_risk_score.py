@@ -122,3 +122,30 @@ def test_import_inspector_does_not_import_sqlglot() -> None:
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                             timeout=60, check=True)
     assert result.stdout.strip() == "False"
+
+
+def test_arguments_are_checked() -> None:
+    """An unknown dialect, rules that are not a RuleSet, an unknown flag: InvalidArgument."""
+    with pytest.raises(InvalidArgument, match="dialect"):
+        find_personal_data("SELECT 1", "no-such-dialect")
+    with pytest.raises(InvalidArgument, match="rules"):
+        find_personal_data("SELECT 1", rules={"rules": []})  # type: ignore[arg-type]
+    with pytest.raises(InvalidArgument, match="flags"):
+        find_personal_data("SELECT a FROM t", flags={"a": "shoe_size"})
+    with pytest.raises(InvalidArgument, match="inspection"):
+        assess("doc-1")  # type: ignore[arg-type]
+
+
+def test_huge_sql_is_reported_not_parsed() -> None:
+    """SQL over the size limit is one unparseable finding, quickly."""
+    from inspector.risk.lineage import MAX_SQL_LENGTH
+
+    sql = "SELECT email FROM t WHERE " + " OR ".join(["a = 1"] * (MAX_SQL_LENGTH // 8))
+    [finding] = find_personal_data(sql)
+    assert finding.kind == "unparseable" and "not analysed" in finding.evidence[0]
+
+
+def test_filter_evidence_names_the_condition() -> None:
+    """A filter's evidence shows the clause and the condition."""
+    [finding] = find_personal_data("SELECT id FROM hr.people WHERE ssn LIKE '123%'")
+    assert "in WHERE: ssn LIKE '123%'" in finding.evidence

@@ -31,7 +31,11 @@ from sqlglot.schema import ensure_schema
 from inspector.risk.findings import ALL_COLUMNS, EXPOSURES, ColumnUse, StatementLineage
 from inspector.sources import _parse_failure, _statements
 
-__all__ = ["column_uses"]
+__all__ = ["MAX_SQL_LENGTH", "column_uses"]
+
+#: The longest SQL text analysed: longer ones are reported, not parsed (time and memory stay
+#: bounded whatever a server sends). Dashboards' statements are a few KiB.
+MAX_SQL_LENGTH = 1_000_000
 
 RAW, TRANSFORMED, AGGREGATED, FILTER = EXPOSURES
 
@@ -103,6 +107,9 @@ def column_uses(sql: str, dialect: Optional[str] = None) -> StatementLineage:
         The uses, one per (table, column) with its most revealing exposure; or the reason the
         SQL could not be read. Never raises for bad SQL.
     """
+    if len(sql) > MAX_SQL_LENGTH:
+        return StatementLineage(
+            error=f"SQL of {len(sql)} characters, over {MAX_SQL_LENGTH}: not analysed")
     try:
         tree = sqlglot.parse_one(sql, read=dialect)
     except Exception as exc:  # any failure of a third-party parser on data we were sent
@@ -247,6 +254,9 @@ class _Tracer:
                 continue  # refers to an output column, traced already
             self.traced.add(id(column))
             where = f"in {_CLAUSE_NAMES.get(clause or '', 'a subquery that filters')}"
+            condition = column.find_ancestor(exp.Predicate)
+            if condition is not None and _clause_of(condition, scope.expression) == clause:
+                where += f": {_shorten(condition.sql(dialect=self.dialect))}"
             self._resolve(column, FILTER, (where,))
 
     # -- where a column comes from --

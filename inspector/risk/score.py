@@ -33,6 +33,7 @@ from inspector.models import DataSource, Inspection
 from inspector.redaction import REDACTED, redact
 from inspector.risk.classify import Classifier
 from inspector.risk.findings import (
+    CATEGORIES,
     UNKNOWN_CATEGORY,
     Assessment,
     Finding,
@@ -96,7 +97,22 @@ def statement_findings(
     """:func:`inspector.risk.find_personal_data`: the lineage of ``sql``, classified."""
     if not isinstance(sql, str):
         raise InvalidArgument(f"sql must be a string, not {type(sql).__name__}")
+    _check_rules(rules)
+    if flags is not None:
+        unknown = {str(c) for c in flags.values()} - set(CATEGORIES)
+        if unknown:
+            raise InvalidArgument(f"flags: unknown categories {sorted(unknown)}; expected "
+                                  f"some of {', '.join(CATEGORIES)}")
+    import sqlglot
+
     from inspector.risk.lineage import column_uses
+
+    if dialect is not None:
+        try:
+            sqlglot.Dialect.get_or_raise(dialect)
+        except Exception:  # sqlglot's error for a name it does not know
+            raise InvalidArgument(f"dialect: {dialect!r} is not a dialect sqlglot knows") \
+                from None
 
     return _classifier(rules).findings(column_uses(sql, dialect), flags)
 
@@ -110,6 +126,10 @@ def assess_inspection(inspection: Inspection, rules: Optional[RuleSet] = None) -
     """:func:`inspector.risk.assess`: every widget's statements and sources, scored."""
     from inspector.sources import dialect_for
 
+    if not isinstance(inspection, Inspection):
+        raise InvalidArgument(f"inspection must be an Inspection, not "
+                              f"{type(inspection).__name__}")
+    _check_rules(rules)
     rule_set = default_rules() if rules is None else rules
     findings: List[Finding] = []
     seen: Dict[Tuple[str, Optional[str], Tuple[Tuple[str, str], ...]], List[Finding]] = {}
@@ -138,6 +158,12 @@ def assess_inspection(inspection: Inspection, rules: Optional[RuleSet] = None) -
         reasons=reasons,
         document_name=inspection.document.name,
     )
+
+
+def _check_rules(rules: Optional[RuleSet]) -> None:
+    if rules is not None and not isinstance(rules, RuleSet):
+        raise InvalidArgument(f"rules must be a RuleSet (inspector.risk.load_rules), not "
+                              f"{type(rules).__name__}")
 
 
 def finding_weight(finding: Finding) -> float:
@@ -218,8 +244,6 @@ def _flags(source: DataSource) -> Dict[str, str]:
     flagged = source.extra.get("personalData")
     if not isinstance(flagged, Mapping):
         return {}
-    from inspector.risk.findings import CATEGORIES
-
     return {str(name): str(category) for name, category in flagged.items()
             if category in CATEGORIES}
 

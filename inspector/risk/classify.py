@@ -30,6 +30,7 @@ PEOPLE_TABLE_WORDS = frozenset({
     "subscribers", "lead", "leads", "payroll", "accounts", "account", "visitors", "visitor",
 })
 
+_MAX_REMEMBERED = 100_000  # names remembered; each is a few hundred bytes
 _UNPARSEABLE_CONFIDENCE = 0.3
 _STAR_CONFIDENCE = 0.3
 _STAR_OVER_PEOPLE_CONFIDENCE = 0.6
@@ -75,6 +76,8 @@ class Classifier:
         table_words = frozenset(words((table or "").rpartition(".")[2]))
         key = (column, " ".join(sorted(table_words)))
         if key not in self._seen:
+            if len(self._seen) >= _MAX_REMEMBERED:
+                self._seen.clear()  # bounded memory over any number of documents
             self._seen[key] = self._classify(column, table_words)
         return self._seen[key]
 

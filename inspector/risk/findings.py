@@ -145,6 +145,12 @@ class Finding:
         """``table.column``, or the column alone when the table is not known."""
         return f"{self.table}.{self.column}" if self.table else self.column
 
+    def __repr__(self) -> str:
+        # Short, for a REPL: the evidence is one attribute away.
+        widget = f", widget={self.widget!r}" if self.widget else ""
+        return (f"Finding({self.category} {self.exposure}: {self.where}, "
+                f"confidence={self.confidence}{widget})")
+
 
 @attrs.frozen
 class SecurityFinding:

@@ -76,7 +76,7 @@ class Rule:
     tables: FrozenSet[str] = frozenset()
 
 
-@attrs.frozen
+@attrs.frozen(cache_hash=True)  # hashed on every call that is given it
 class RuleSet:
     """Rules and the settings that go with them.
 

@@ -43,7 +43,6 @@ from inspector.risk.rules import RuleSet
 __all__ = ["add_commands", "assessment_to_dict", "assessments_table", "run"]
 
 RISK_EXTRA = "pip install 'document-inspector[risk]'"
-INVENTORY_EXTRA = "pip install 'document-inspector[inventory]'"
 FORMATS = ("table", "json")
 _CONNECTION_ERRORS = (ConnectionFailed, ConnectionLost, ClientClosed)
 
@@ -86,6 +85,8 @@ def run(args: argparse.Namespace) -> int:
     if args.db is None and not args.document_ids and not args.all and args.from_file is None:
         raise UsageError("name at least one DOC_ID, or give --all, --from-file or --db")
     if args.db is not None:
+        from inspector.inventory.cli import _require_inventory_extra
+
         _require_inventory_extra()
         if args.shows is not None:
             return _run_shows(args)
@@ -177,14 +178,6 @@ def _aligned(lines: List[str]) -> str:
     widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
     return "\n".join("  ".join(cell.ljust(w) for cell, w in zip(row, widths)).rstrip()
                      for row in rows)
-
-
-def _require_inventory_extra() -> None:
-    try:
-        import alembic  # noqa: F401
-        import sqlalchemy  # noqa: F401
-    except ImportError as exc:
-        raise UsageError(f"--db needs {exc.name}: {INVENTORY_EXTRA}") from None
 
 
 def _ranked(assessments: List[Tuple[int, Assessment]]) -> List[Assessment]:

@@ -103,3 +103,12 @@ def test_several_statements_and_commands() -> None:
     found = uses("SELECT email FROM a.t; SELECT phone FROM a.u")
     assert found == {("a.t", "email"): "raw", ("a.u", "phone"): "raw"}
     assert uses("SHOW search_path") == {}
+
+
+def test_a_star_over_a_derived_table_with_a_star_keeps_its_named_columns() -> None:
+    """SELECT * over (SELECT u.*, o.email ...): all of users, and orders' email as it is used."""
+    found = uses("SELECT * FROM (SELECT u.*, o.total, md5(o.email) FROM app.users u "
+                 "JOIN app.orders o ON o.user_id = u.id) x")
+    assert found[("app.users", "*")] == "raw"
+    assert found[("app.orders", "total")] == "raw"
+    assert found[("app.orders", "email")] == "transformed"

@@ -150,11 +150,13 @@ class _Tracer:
         self.root: Scope = root
         self.scope_of_column: Dict[int, Scope] = {}
         self.scopes: List[Scope] = list(root.traverse())
+        self.scope_of_query = {id(scope.expression): scope for scope in self.scopes}
         for scope in self.scopes:
             for column in find_all_in_scope(scope.expression, exp.Column):
                 self.scope_of_column[id(column)] = scope
         self.traced: Set[int] = set()  # ids of the Column nodes already accounted for
         self.visited: Set[Tuple[int, str]] = set()
+        self.nodes: List[Node] = []  # the nodes visited, kept alive so their ids stay unique
         self.found: List[ColumnUse] = []
 
     def uses(self) -> List[ColumnUse]:
@@ -174,6 +176,7 @@ class _Tracer:
         if key in self.visited:
             return
         self.visited.add(key)
+        self.nodes.append(node)
         if isinstance(node.source, exp.SetOperation) and node.name in (
                 "UNION", "INTERSECT", "EXCEPT"):
             for branch in node.downstream:  # each branch's column at the same position
@@ -187,7 +190,7 @@ class _Tracer:
             if isinstance(target, (exp.Table, exp.Placeholder)) or (
                 child.name.endswith("*") and not isinstance(target, (exp.Alias, exp.Column))
             ):
-                self._leaf(child, columns, exposure, how + (shown,))
+                self._leaf(child, projection, columns, exposure, how + (shown,))
                 continue
             column = _column_named(columns, child.name)
             if column is not None:
@@ -197,7 +200,7 @@ class _Tracer:
                 step, reason = RAW, ""
             self._visit(child, _least(exposure, step), how + _nonempty(shown, reason))
 
-    def _leaf(self, child: Node, columns: List[exp.Column], exposure: str,
+    def _leaf(self, child: Node, projection: SqlNode, columns: List[exp.Column], exposure: str,
               how: Tuple[str, ...]) -> None:
         target = child.expression
         if child.name.endswith("*") and isinstance(target, (exp.Table, exp.Select)):
@@ -213,7 +216,7 @@ class _Tracer:
         if column is None:
             return
         self.traced.add(id(column))
-        step, reason = _step(column, column.parent_select or column)
+        step, reason = _step(column, projection)
         exposure = _least(exposure, step)
         how = how + _nonempty(reason)
         if isinstance(target, exp.Table):
@@ -222,21 +225,25 @@ class _Tracer:
             self._resolve(column, exposure, how)
 
     def _stars_of(self, select: SqlNode, how: Tuple[str, ...]) -> None:
-        for scope in self.scopes:
-            if scope.expression is not select:
+        """The tables whose columns a star over a derived table shows, through its stars."""
+        scope = self.scope_of_query.get(id(select))
+        if scope is None:
+            return
+        for projection in getattr(select, "selects", []):
+            star_table = (projection.table if isinstance(projection, exp.Column)
+                          and isinstance(projection.this, exp.Star) else None)
+            if not isinstance(projection, exp.Star) and star_table is None:
+                # A named column beside the star: shown through the outer star too.
+                self._visit(to_node(projection.alias_or_name, scope=scope, dialect=self.dialect,
+                                    schema=_NO_SCHEMA, trim_selects=False), RAW, how)
                 continue
-            for projection in getattr(select, "selects", []):
-                star_table = (projection.table if isinstance(projection, exp.Column)
-                              and isinstance(projection.this, exp.Star) else None)
-                if not isinstance(projection, exp.Star) and star_table is None:
+            for name, (_, source) in scope.selected_sources.items():
+                if star_table and name != star_table:
                     continue
-                for name, source in scope.selected_sources.items():
-                    if star_table and name != star_table:
-                        continue
-                    if isinstance(source[1], exp.Table):
-                        self._emit(_table_name(source[1]), ALL_COLUMNS, RAW, how)
-                    elif isinstance(source[1], Scope):
-                        self._stars_of(source[1].expression, how)
+                if isinstance(source, exp.Table):
+                    self._emit(_table_name(source), ALL_COLUMNS, RAW, how)
+                elif isinstance(source, Scope):
+                    self._stars_of(source.expression, how)
 
     # -- every other column: filters --
 

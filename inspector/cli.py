@@ -378,7 +378,7 @@ class CommandParents(NamedTuple):
 # adds subparsers to ``commands`` and gives each ``set_defaults(run=FUNCTION)``; ``main()``
 # calls ``args.run(args)`` for the exit status. They import what their extra installs only
 # inside ``run``, so ``--help`` works on the base install.
-COMMAND_MODULES: Tuple[str, ...] = ("inspector.inventory.cli",)
+COMMAND_MODULES: Tuple[str, ...] = ("inspector.inventory.cli", "inspector.risk.cli")
 
 
 class _RefuseToken(argparse.Action):

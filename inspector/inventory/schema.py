@@ -53,6 +53,8 @@ __all__ = [
     "document_versions",
     "documents",
     "metadata",
+    "risk_assessments",
+    "risk_findings",
     "run_documents",
     "run_targets",
     "runs",
@@ -213,4 +215,32 @@ run_documents = Table(
     Column("error", Text),  # why it failed
     Column("recorded_at", UTCDateTime(), nullable=False),
     Index(None, "document_id", "run_id"),
+)
+
+# The personal-data review of a version (inspector.risk): its score, and each finding with its
+# evidence, so that the inventory answers "which documents show national_id raw?".
+risk_assessments = Table(
+    "risk_assessments", metadata,
+    Column("version_id", Integer, ForeignKey("document_versions.id"), primary_key=True),
+    Column("assessed_at", UTCDateTime(), nullable=False),
+    Column("rules_key", String(64), nullable=False),  # which rules: a hash of the rule set
+    Column("score", Integer, nullable=False),  # 0-100
+    Column("level", String(10), nullable=False),  # none | low | medium | high
+    Column("reasons", JSON, nullable=False),  # the heaviest findings, in words
+    Column("security", JSON, nullable=False),  # security findings, secrets redacted
+)
+
+risk_findings = Table(
+    "risk_findings", metadata,
+    Column("version_id", Integer, ForeignKey("document_versions.id"), primary_key=True),
+    Column("ordinal", Integer, primary_key=True),
+    Column("widget_id", String(_ID), nullable=False),
+    Column("kind", String(20), nullable=False),  # column | all_columns | unparseable
+    Column("table_name", String(_ID)),  # None when only a schema could say
+    Column("column_name", String(_ID), nullable=False),
+    Column("category", String(40), nullable=False),
+    Column("exposure", String(20), nullable=False),  # raw | transformed | aggregated | filter
+    Column("confidence", Float, nullable=False),
+    Column("evidence", JSON, nullable=False),
+    Index(None, "category", "exposure"),
 )

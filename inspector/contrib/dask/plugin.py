@@ -1,0 +1,250 @@
+"""The worker side: one inspector per worker process, and the task that inspects a batch.
+
+:class:`InspectorPlugin` is a ``distributed`` worker plugin. Only its settings are pickled to
+the workers; on each worker ``setup`` reads the token (from the environment or a secrets
+callback, see :mod:`inspector.contrib.dask.settings`) and the first batch opens the worker's one
+:class:`~inspector.DocumentInspector`, which then serves every later batch on that worker until
+``teardown`` closes it.
+
+The connection cap
+------------------
+``connection_cap`` is enforced by a ``distributed.Semaphore`` per endpoint with that many
+leases. A worker holds one lease for as long as its connection is open, not per batch: the
+lease is acquired before the inspector is opened and released only after it is closed, so the
+count of open connections can never pass the cap, and a worker busy with batch after batch
+neither re-opens its connection nor goes back to the scheduler for each batch. A worker that
+has had no batch for ``idle_release`` seconds closes its connection and returns its lease, so
+that a worker beyond the cap, waiting for one, gets its turn (and the scan can finish). A worker
+that dies without ``teardown`` loses its lease when the scheduler's lease timeout
+(``distributed.scheduler.locks.lease-timeout``) expires; its socket is closed by its operating
+system at once.
+
+Why ``setup`` does not open the connection: it runs on the worker's event loop, while
+registering the plugin waits for every worker's ``setup``; a worker beyond the cap waiting there
+for a lease would stall the registration and the worker's heartbeats. A batch runs on a task
+thread, where waiting is harmless.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import threading
+from typing import TYPE_CHECKING, Any, Dict, List, Optional, Sequence, Tuple, Union
+
+from distributed import Semaphore, get_worker
+from distributed.diagnostics.plugin import WorkerPlugin
+
+from inspector.client import DocumentInspector
+from inspector.contrib.dask.settings import InspectorSettings, read_token
+from inspector.exceptions import ClientClosed, InspectorError
+from inspector.models import Inspection
+from inspector.redaction import redact_url
+
+if TYPE_CHECKING:
+    from distributed import Worker
+
+__all__ = ["BatchOutcome", "InspectorPlugin", "inspect_batch"]
+
+logger = logging.getLogger("inspector.contrib.dask")
+
+#: What a batch returns per document: its id, and its inspection or the error it failed with.
+BatchOutcome = Tuple[str, Union[Inspection, InspectorError]]
+
+
+def semaphore_name(url: str) -> str:
+    """The cluster-wide semaphore that caps the connections to one endpoint."""
+    return f"inspector-connections-{redact_url(url)}"
+
+
+class InspectorPlugin(WorkerPlugin):  # type: ignore[misc]  # distributed is untyped
+    """A worker plugin that gives each worker process one long-lived inspector.
+
+    Register it with ``client.register_plugin(InspectorPlugin(settings))``, or let
+    :func:`inspector.contrib.dask.inspect_across` do it; tasks reach it through
+    :func:`inspect_batch`.
+
+    Args:
+        settings: How to open the inspector; never the token.
+    """
+
+    def __init__(self, settings: InspectorSettings) -> None:
+        self.settings = settings
+        self.name = f"inspector-{settings.key}"
+        self._reset()
+
+    def _reset(self) -> None:
+        # Worker-side state, made anew after unpickling; none of it is ever pickled.
+        self._token: Optional[str] = None
+        self._url = ""
+        self._inspector: Optional[DocumentInspector] = None
+        self._lease: Optional[Semaphore] = None
+        self._holding_lease = False
+        # Guards the inspector, the lease and the batch count, shared by a worker's task
+        # threads and the idle timer; held while a connection is opened (the other batches
+        # of this worker would wait for it anyway).
+        self._lock = threading.Lock()
+        self._running_batches = 0
+        self._idle_timer: Optional[threading.Timer] = None
+        self._closed = False
+        self._setup_error: Optional[BaseException] = None
+
+    def __getstate__(self) -> Dict[str, Any]:
+        # The settings only: never the token, a socket or a lock.
+        return {"settings": self.settings, "name": self.name}
+
+    def __setstate__(self, state: Dict[str, Any]) -> None:
+        self.settings = state["settings"]
+        self.name = state["name"]
+        self._reset()
+
+    def __repr__(self) -> str:
+        return f"<InspectorPlugin {self.name} {self.settings!r}>"
+
+    # -- the plugin's life on a worker --
+
+    def setup(self, worker: Worker) -> None:
+        """Read the token on this worker and choose its endpoint (no connection yet)."""
+        try:
+            self._token = read_token(self.settings)
+        except InspectorError as error:
+            # A worker that joins later only logs a failed setup: its batches say why.
+            self._setup_error = error
+            raise
+        self._url = self.settings.url_for(worker.name)
+        if self.settings.connection_cap is not None:
+            self._lease = Semaphore(
+                max_leases=self.settings.connection_cap,
+                name=semaphore_name(self._url),
+                scheduler_rpc=worker.scheduler,
+                loop=worker.loop,
+            )
+
+    async def teardown(self, worker: Worker) -> None:
+        """Close the inspector and give back the lease, off the worker's event loop."""
+        # Closing joins threads and releasing the lease is a blocking call to the scheduler:
+        # both run on an executor thread, as the event loop must stay free to serve them.
+        await asyncio.get_running_loop().run_in_executor(None, self._close_for_good)
+
+    def _close_for_good(self) -> None:
+        with self._lock:
+            self._closed = True
+            self._close_connection()
+        if self._lease is not None:
+            # Stop refreshing leases; not Semaphore.close(), which would close it for everyone.
+            refresh = getattr(self._lease, "refresh_callback", None)
+            if refresh is not None:  # None when lease timeouts are off ("inf")
+                refresh.stop()
+
+    # -- batches --
+
+    def inspect(self, document_ids: Sequence[str]) -> List[BatchOutcome]:
+        """Inspect a batch with this worker's inspector; each document's outcome, in order.
+
+        A document that fails is returned with its error, not raised. The batch itself fails
+        (so that it runs again elsewhere) only when this worker's inspector was closed under
+        it: the worker is leaving.
+
+        Raises:
+            ClientClosed: the plugin was torn down during the batch.
+            InspectorError: the token or the connection could not be had at all.
+        """
+        inspector = self._start_batch()
+        try:
+            outcomes: List[BatchOutcome] = []
+            for document_id, outcome in zip(
+                document_ids, inspector.inspect_many(document_ids, return_exceptions=True)
+            ):
+                if isinstance(outcome, ClientClosed):
+                    raise outcome
+                outcomes.append((document_id, outcome))
+            return outcomes
+        finally:
+            self._end_batch()
+
+    def _start_batch(self) -> DocumentInspector:
+        with self._lock:
+            if self._closed:
+                raise ClientClosed("the worker's inspector plugin was torn down")
+            if self._setup_error is not None:
+                raise self._setup_error
+            self._running_batches += 1
+            if self._idle_timer is not None:
+                self._idle_timer.cancel()
+                self._idle_timer = None
+            try:
+                return self._open_connection()
+            except BaseException:
+                self._running_batches -= 1
+                raise
+
+    def _end_batch(self) -> None:
+        with self._lock:
+            self._running_batches -= 1
+            if self._running_batches or self._lease is None or self._closed:
+                return
+            timer = threading.Timer(self.settings.idle_release, self._release_if_idle)
+            timer.name = "inspector-idle-release"
+            timer.daemon = True
+            self._idle_timer = timer
+            timer.start()
+
+    def _release_if_idle(self) -> None:
+        with self._lock:
+            if self._idle_timer is not threading.current_thread():
+                return  # cancelled, or replaced by a newer timer, after it fired
+            self._idle_timer = None
+            if not self._running_batches:
+                self._close_connection()
+
+    def _open_connection(self) -> DocumentInspector:
+        assert self._lock.locked()
+        if self._inspector is not None:
+            return self._inspector
+        if self._lease is not None and not self._holding_lease:
+            # Waits as long as it takes: a lease comes back when a worker goes idle or leaves.
+            self._lease.acquire()
+            self._holding_lease = True
+        try:
+            self._inspector = DocumentInspector(
+                self._url, token=self._token, **self.settings.inspector_options()
+            )
+        except BaseException:
+            self._give_back_lease()
+            raise
+        logger.info("worker inspector connected to %s", redact_url(self._url))
+        return self._inspector
+
+    def _close_connection(self) -> None:
+        assert self._lock.locked()
+        if self._idle_timer is not None:
+            self._idle_timer.cancel()
+            self._idle_timer = None
+        inspector, self._inspector = self._inspector, None
+        if inspector is not None:
+            inspector.close()  # returns once the socket is closed: then the lease may go
+        self._give_back_lease()
+
+    def _give_back_lease(self) -> None:
+        if self._lease is not None and self._holding_lease:
+            self._holding_lease = False
+            self._lease.release()
+
+
+def inspect_batch(document_ids: Sequence[str], plugin_name: str) -> List[BatchOutcome]:
+    """The task: inspect a batch of documents with the inspector of the worker it runs on.
+
+    Args:
+        document_ids: The batch.
+        plugin_name: The name the :class:`InspectorPlugin` was registered under.
+
+    Returns:
+        ``(document_id, Inspection or InspectorError)`` per document, in the order given.
+    """
+    plugin = get_worker().plugins.get(plugin_name)
+    if not isinstance(plugin, InspectorPlugin):
+        raise InspectorError(
+            f"no InspectorPlugin {plugin_name!r} on this worker: register it with "
+            "client.register_plugin(InspectorPlugin(settings))"
+        )
+    return plugin.inspect(document_ids)

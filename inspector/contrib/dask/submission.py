@@ -1,0 +1,174 @@
+"""The client side: batches submitted a few at a time, outcomes streamed back as they finish.
+
+:class:`BatchPlan` is the policy, with no cluster of its own: it cuts the ids into batches as
+they are needed (a million ids are never a million tasks, nor a million futures), says which
+batch to submit next, and decides what a failed batch becomes (submitted again, or each of its
+documents reported failed). :func:`inspect_across` is the shell that runs it on a
+``distributed.Client`` with ``as_completed``, refilled as batches finish.
+"""
+
+from __future__ import annotations
+
+import itertools
+import uuid
+from typing import Dict, Iterable, Iterator, List, Optional, Tuple
+
+from inspector.contrib.dask.plugin import BatchOutcome, InspectorPlugin, inspect_batch
+from inspector.contrib.dask.settings import InspectorSettings
+from inspector.exceptions import ConnectionFailed, InspectorError, InvalidArgument
+
+__all__ = ["Batch", "BatchFailed", "BatchPlan", "inspect_across"]
+
+
+class BatchFailed(InspectorError):
+    """A document's batch failed as a whole, again and again (its worker died each time)."""
+
+
+class Batch:
+    """One batch of document ids and how many times it was submitted."""
+
+    def __init__(self, number: int, document_ids: Tuple[str, ...]) -> None:
+        self.number = number
+        self.document_ids = document_ids
+        self.attempts = 0
+
+    def __repr__(self) -> str:
+        return f"<Batch {self.number}: {len(self.document_ids)} ids, attempts={self.attempts}>"
+
+
+class BatchPlan:
+    """Which batch goes next, and what a failed one becomes. No cluster, no clock.
+
+    Args:
+        document_ids: The ids to inspect, read lazily, in order.
+        batch_size: Ids per batch.
+        batch_attempts: Times one batch is submitted before its documents are reported
+            failed (a batch fails as a whole only when its worker dies or leaves).
+    """
+
+    def __init__(self, document_ids: Iterable[str], *, batch_size: int,
+                 batch_attempts: int) -> None:
+        if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
+            raise InvalidArgument("batch_size must be a whole number of at least 1")
+        if (isinstance(batch_attempts, bool) or not isinstance(batch_attempts, int)
+                or batch_attempts < 1):
+            raise InvalidArgument("batch_attempts must be a whole number of at least 1")
+        self._ids = iter(document_ids)
+        self._batch_size = batch_size
+        self._batch_attempts = batch_attempts
+        self._numbers = itertools.count()
+        self._again: List[Batch] = []  # failed batches to submit again, before new ones
+        self._exhausted = False
+
+    def next_batch(self) -> Optional[Batch]:
+        """The batch to submit now (counted as an attempt), or None when none is left."""
+        if self._again:
+            batch = self._again.pop(0)
+        else:
+            ids = () if self._exhausted else tuple(itertools.islice(self._ids, self._batch_size))
+            if not ids:
+                self._exhausted = True
+                return None
+            batch = Batch(next(self._numbers), ids)
+        batch.attempts += 1
+        return batch
+
+    def failed(self, batch: Batch, error: BaseException) -> List[BatchOutcome]:
+        """A batch failed as a whole: submit it again, or give each document up.
+
+        Returns:
+            Nothing when it will be submitted again; else each document with a
+            :class:`BatchFailed` that names the cause.
+        """
+        if batch.attempts < self._batch_attempts:
+            self._again.append(batch)
+            return []
+        reason = f"{type(error).__name__}: {error}" if str(error) else type(error).__name__
+        return [
+            (document_id, BatchFailed(
+                f"{document_id!r}: its batch failed {batch.attempts} times, last: {reason}"
+            ))
+            for document_id in batch.document_ids
+        ]
+
+
+def inspect_across(
+    client: "distributed.Client",  # type: ignore[name-defined]  # noqa: F821
+    document_ids: Iterable[str],
+    settings: InspectorSettings,
+    *,
+    batch_size: int = 200,
+    max_batches_in_flight: Optional[int] = None,
+    batch_attempts: int = 3,
+) -> Iterator[BatchOutcome]:
+    """Inspect documents across a Dask cluster; yield each one's outcome as its batch finishes.
+
+    Registers an :class:`InspectorPlugin` with ``settings`` for the duration (each worker opens
+    one inspector), submits batches of ``batch_size`` ids, at most ``max_batches_in_flight`` at
+    once, and submits the next one as each finishes. Outcomes come in the order batches finish,
+    each batch's in its own order. Stopping the generator early cancels the batches in flight
+    and unregisters the plugin (the workers close their connections).
+
+    Args:
+        client: A ``distributed.Client`` connected to the cluster.
+        document_ids: The ids; read lazily, as batches are needed.
+        settings: How the workers open their inspectors (never the token).
+        batch_size: Ids per task.
+        max_batches_in_flight: Batches submitted and not yet done; default twice the cluster's
+            worker threads (at least 2), so no worker waits for the next batch.
+        batch_attempts: Times a batch whose worker died is submitted again before each of
+            its documents is reported failed with :class:`BatchFailed`.
+
+    Yields:
+        ``(document_id, Inspection or InspectorError)``; a document that failed is yielded
+        with its error, never retried beyond the inspector's own retries.
+
+    Raises:
+        InvalidArgument: a number out of range.
+    """
+    from distributed import as_completed
+
+    plan = BatchPlan(document_ids, batch_size=batch_size, batch_attempts=batch_attempts)
+    if max_batches_in_flight is None:
+        max_batches_in_flight = max(2, 2 * sum(client.nthreads().values()))
+    if (isinstance(max_batches_in_flight, bool) or not isinstance(max_batches_in_flight, int)
+            or max_batches_in_flight < 1):
+        raise InvalidArgument("max_batches_in_flight must be a whole number of at least 1")
+    plugin = InspectorPlugin(settings)
+    client.register_plugin(plugin)
+    scan = uuid.uuid4().hex[:12]
+    in_flight: Dict[str, Tuple[Batch, object]] = {}
+    completed = as_completed()
+
+    def submit() -> bool:
+        batch = plan.next_batch()
+        if batch is None:
+            return False
+        future = client.submit(
+            inspect_batch, batch.document_ids, plugin.name,
+            key=f"inspect-batch-{scan}-{batch.number}-{batch.attempts}", pure=False,
+        )
+        in_flight[future.key] = (batch, future)
+        completed.add(future)
+        return True
+
+    try:
+        while len(in_flight) < max_batches_in_flight and submit():
+            pass
+        for future in completed:
+            batch, _ = in_flight.pop(future.key)
+            if future.status == "finished":
+                outcomes: List[BatchOutcome] = future.result()
+            else:
+                error = future.exception()
+                if isinstance(error, ConnectionFailed) and error.final:
+                    raise error  # the token or the URL was refused: every batch would fail
+                outcomes = plan.failed(batch, error)
+            future.release()
+            while len(in_flight) < max_batches_in_flight and submit():
+                pass
+            yield from outcomes
+    finally:
+        for _, future in in_flight.values():
+            future.cancel()  # type: ignore[attr-defined]
+        client.unregister_worker_plugin(plugin.name)

@@ -57,7 +57,7 @@ def semaphore_name(url: str) -> str:
     return f"inspector-connections-{redact_url(url)}"
 
 
-class InspectorPlugin(WorkerPlugin):  # type: ignore[misc]  # distributed is untyped
+class InspectorPlugin(WorkerPlugin):
     """A worker plugin that gives each worker process one long-lived inspector.
 
     Register it with ``client.register_plugin(InspectorPlugin(settings))``, or let
@@ -113,7 +113,7 @@ class InspectorPlugin(WorkerPlugin):  # type: ignore[misc]  # distributed is unt
             raise
         self._url = self.settings.url_for(worker.name)
         if self.settings.connection_cap is not None:
-            self._lease = Semaphore(
+            self._lease = Semaphore(  # type: ignore[no-untyped-call]
                 max_leases=self.settings.connection_cap,
                 name=semaphore_name(self._url),
                 scheduler_rpc=worker.scheduler,
@@ -203,7 +203,7 @@ class InspectorPlugin(WorkerPlugin):  # type: ignore[misc]  # distributed is unt
             return self._inspector
         if self._lease is not None and not self._holding_lease:
             # Waits as long as it takes: a lease comes back when a worker goes idle or leaves.
-            self._lease.acquire()
+            self._lease.acquire()  # type: ignore[no-untyped-call]
             self._holding_lease = True
         try:
             self._inspector = DocumentInspector(
@@ -228,7 +228,7 @@ class InspectorPlugin(WorkerPlugin):  # type: ignore[misc]  # distributed is unt
     def _give_back_lease(self) -> None:
         if self._lease is not None and self._holding_lease:
             self._holding_lease = False
-            self._lease.release()
+            self._lease.release()  # type: ignore[no-untyped-call]
 
 
 def inspect_batch(document_ids: Sequence[str], plugin_name: str) -> List[BatchOutcome]:

@@ -13,7 +13,7 @@ import hashlib
 import importlib
 import os
 import re
-from typing import Any, Callable, Optional, Tuple
+from typing import Any, Callable, Dict, Optional, Tuple
 
 import attrs
 
@@ -136,7 +136,7 @@ class InspectorSettings:
             index = int.from_bytes(hashlib.sha256(str(worker_name).encode()).digest()[:4], "big")
         return self.url[index % len(self.url)]
 
-    def inspector_options(self) -> dict:
+    def inspector_options(self) -> Dict[str, Any]:
         """The keyword arguments for :class:`~inspector.DocumentInspector`, token aside."""
         return {
             "timeout": self.timeout,

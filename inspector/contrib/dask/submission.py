@@ -11,7 +11,9 @@ from __future__ import annotations
 
 import itertools
 import uuid
-from typing import Dict, Iterable, Iterator, List, Optional, Tuple
+from typing import Any, Dict, Iterable, Iterator, List, Optional, Tuple
+
+from distributed import Client, Future, as_completed
 
 from inspector.contrib.dask.plugin import BatchOutcome, InspectorPlugin, inspect_batch
 from inspector.contrib.dask.settings import InspectorSettings
@@ -93,7 +95,7 @@ class BatchPlan:
 
 
 def inspect_across(
-    client: "distributed.Client",  # type: ignore[name-defined]  # noqa: F821
+    client: Client,
     document_ids: Iterable[str],
     settings: InspectorSettings,
     *,
@@ -126,37 +128,35 @@ def inspect_across(
     Raises:
         InvalidArgument: a number out of range.
     """
-    from distributed import as_completed
-
     plan = BatchPlan(document_ids, batch_size=batch_size, batch_attempts=batch_attempts)
     if max_batches_in_flight is None:
-        max_batches_in_flight = max(2, 2 * sum(client.nthreads().values()))
+        threads = client.nthreads()  # type: ignore[no-untyped-call]
+        max_batches_in_flight = max(2, 2 * sum(threads.values()))
     if (isinstance(max_batches_in_flight, bool) or not isinstance(max_batches_in_flight, int)
             or max_batches_in_flight < 1):
         raise InvalidArgument("max_batches_in_flight must be a whole number of at least 1")
     plugin = InspectorPlugin(settings)
     client.register_plugin(plugin)
     scan = uuid.uuid4().hex[:12]
-    in_flight: Dict[str, Tuple[Batch, object]] = {}
-    completed = as_completed()
+    in_flight: Dict[str, Tuple[Batch, Future[Any]]] = {}
+    completed = as_completed()  # type: ignore[no-untyped-call]
 
     def submit() -> bool:
         batch = plan.next_batch()
         if batch is None:
             return False
-        future = client.submit(
-            inspect_batch, batch.document_ids, plugin.name,
-            key=f"inspect-batch-{scan}-{batch.number}-{batch.attempts}", pure=False,
-        )
-        in_flight[future.key] = (batch, future)
-        completed.add(future)
+        key = f"inspect-batch-{scan}-{batch.number}-{batch.attempts}"
+        future = client.submit(inspect_batch, batch.document_ids, plugin.name, key=key,
+                               pure=False)
+        in_flight[key] = (batch, future)
+        completed.add(future)  # type: ignore[no-untyped-call]
         return True
 
     try:
         while len(in_flight) < max_batches_in_flight and submit():
             pass
         for future in completed:
-            batch, _ = in_flight.pop(future.key)
+            batch, _ = in_flight.pop(str(future.key))
             if future.status == "finished":
                 outcomes: List[BatchOutcome] = future.result()
             else:
@@ -170,5 +170,5 @@ def inspect_across(
             yield from outcomes
     finally:
         for _, future in in_flight.values():
-            future.cancel()  # type: ignore[attr-defined]
-        client.unregister_worker_plugin(plugin.name)
+            future.cancel()  # type: ignore[no-untyped-call]
+        client.unregister_worker_plugin(plugin.name)  # type: ignore[no-untyped-call]

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import ssl
 import threading
 import time
-from typing import Iterator, Tuple
+from typing import Any, Iterator, Tuple
 
 import pytest
 import trustme
@@ -55,3 +56,50 @@ def tls_pair() -> Tuple[ssl.SSLContext, ssl.SSLContext]:
     client_context = ssl.create_default_context()
     ca.configure_trust(client_context)
     return server_context, client_context
+
+
+# The environment variable the Dask workers read their token from, and its value: set before
+# the cluster starts, as worker processes take their environment from this one when spawned.
+DASK_TOKEN_ENV = "INSPECTOR_DASK_TEST_TOKEN"
+DASK_TOKEN = "tok-7f3c9e1d-never-pickled-5b2a"
+
+
+@pytest.fixture(scope="session")
+def dask_client() -> Iterator[Any]:
+    """A ``distributed.Client`` on a LocalCluster of 2 worker processes, 1 thread each.
+
+    Session-scoped: starting a cluster takes seconds on a loaded 2-core machine. It is made
+    before any test's thread check starts (pytest sets up wider-scoped fixtures first), so the
+    cluster's own threads (its event loop, the nannies' process watchers) count as already
+    running. The one thread it would start later, on demand, is started here too: the
+    process-wide "Dask-Offload" executor thread that (de)serializes large messages, which
+    lives as long as the process. No thread is exempted from the check; a test that kills a
+    worker (whose nanny then starts a new process, and new watcher threads) uses
+    ``own_dask_client``.
+    """
+    with _dask_cluster() as client:
+        yield client
+
+
+@pytest.fixture
+def own_dask_client() -> Iterator[Any]:
+    """A cluster like ``dask_client``'s for one test alone, closed (threads joined) after it."""
+    with _dask_cluster() as client:
+        yield client
+
+
+@contextlib.contextmanager
+def _dask_cluster() -> Iterator[Any]:
+    distributed = pytest.importorskip("distributed")
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv(DASK_TOKEN_ENV, DASK_TOKEN)
+        # dashboard ":0": a free port, as other clusters may run on this machine.
+        cluster = distributed.LocalCluster(
+            n_workers=2, processes=True, threads_per_worker=1, dashboard_address=":0",
+            host="127.0.0.1",
+        )
+    with cluster, distributed.Client(cluster) as client:
+        from distributed.utils import offload
+
+        client.sync(offload, int)
+        yield client

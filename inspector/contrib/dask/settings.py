@@ -53,6 +53,12 @@ def _positive_or_none(instance: Any, attribute: Any, value: Optional[float]) -> 
         raise InvalidArgument(f"{attribute.name} must be a positive number of seconds, or None")
 
 
+def _positive(instance: Any, attribute: Any, value: float) -> None:
+    if value is None:
+        raise InvalidArgument(f"{attribute.name} must be a positive number of seconds")
+    _positive_or_none(instance, attribute, value)
+
+
 def _at_least_one(instance: Any, attribute: Any, value: Optional[int]) -> None:
     if value is None and attribute.name in ("max_in_flight", "connection_cap"):
         return
@@ -114,7 +120,7 @@ class InspectorSettings:
     token_env: Optional[str] = attrs.field(default=None, validator=_check_token_env)
     token_callback: Optional[str] = attrs.field(default=None, validator=_check_callback)
     connection_cap: Optional[int] = attrs.field(default=None, validator=_at_least_one)
-    idle_release: float = attrs.field(default=2.0, validator=_positive_or_none)
+    idle_release: float = attrs.field(default=2.0, validator=_positive)
 
     def __repr__(self) -> str:
         urls = ", ".join(redact_url(url) for url in self.url)

@@ -15,8 +15,10 @@ Each worker process opens one :class:`~inspector.DocumentInspector` (the
 :class:`InspectorPlugin`), reading the token from its own environment or a secrets callback:
 only the settings, never the token, are pickled. Documents go out in batches (one task per
 batch, never per document), a bounded number at a time, and come back as batches finish.
+:func:`scan` does the same into the inventory: ``scan(Inventory(db), client, settings, ids)``.
 """
 
+from inspector.contrib.dask.inventory import scan
 from inspector.contrib.dask.plugin import BatchOutcome, InspectorPlugin, inspect_batch
 from inspector.contrib.dask.settings import InspectorSettings, read_token
 from inspector.contrib.dask.submission import BatchFailed, BatchPlan, inspect_across
@@ -30,4 +32,5 @@ __all__ = [
     "inspect_across",
     "inspect_batch",
     "read_token",
+    "scan",
 ]

@@ -30,7 +30,18 @@ from __future__ import annotations
 import asyncio
 import logging
 import threading
-from typing import TYPE_CHECKING, Any, Dict, List, Optional, Sequence, Tuple, Union
+from typing import (
+    TYPE_CHECKING,
+    Any,
+    Callable,
+    Dict,
+    List,
+    Mapping,
+    Optional,
+    Sequence,
+    Tuple,
+    Union,
+)
 
 from distributed import Semaphore, get_worker
 from distributed.diagnostics.plugin import WorkerPlugin
@@ -38,7 +49,7 @@ from distributed.diagnostics.plugin import WorkerPlugin
 from inspector.client import DocumentInspector
 from inspector.contrib.dask.settings import InspectorSettings, read_token
 from inspector.exceptions import ClientClosed, InspectorError
-from inspector.models import Inspection
+from inspector.models import Document, Inspection
 from inspector.redaction import redact_url
 
 if TYPE_CHECKING:
@@ -48,8 +59,12 @@ __all__ = ["BatchOutcome", "InspectorPlugin", "inspect_batch"]
 
 logger = logging.getLogger("inspector.contrib.dask")
 
-#: What a batch returns per document: its id, and its inspection or the error it failed with.
-BatchOutcome = Tuple[str, Union[Inspection, InspectorError]]
+#: What a batch returns per document: its id, and its inspection, its ``Document`` alone when
+#: it had not changed since it was stored (see ``fingerprints``), or the error it failed with.
+BatchOutcome = Tuple[str, Union[Inspection, Document, InspectorError]]
+
+#: Per document of a batch, the fingerprint of its stored version (None: none stored).
+Fingerprints = Mapping[str, Optional[str]]
 
 
 def semaphore_name(url: str) -> str:
@@ -138,22 +153,34 @@ class InspectorPlugin(WorkerPlugin):
 
     # -- batches --
 
-    def inspect(self, document_ids: Sequence[str]) -> List[BatchOutcome]:
+    def inspect(self, document_ids: Sequence[str], fingerprints: Optional[Fingerprints] = None,
+                *, full: bool = False) -> List[BatchOutcome]:
         """Inspect a batch with this worker's inspector; each document's outcome, in order.
 
         A document that fails is returned with its error, not raised. The batch itself fails
         (so that it runs again elsewhere) only when this worker's inspector was closed under
         it: the worker is leaving.
 
+        Args:
+            document_ids: The batch.
+            fingerprints: For an incremental scan, each document's stored fingerprint: a
+                document whose ``GetDocument`` reply still matches it is returned as that
+                ``Document`` after one request, not inspected whole. None: inspect all.
+            full: Inspect every document whole even so (the fingerprints are then unused).
+
         Raises:
             ClientClosed: the plugin was torn down during the batch.
             InspectorError: the token or the connection could not be had at all.
         """
         inspector = self._start_batch()
+        options: Dict[str, Any] = {}
+        if fingerprints is not None and not full:
+            options["should_inspect"] = _changed_since(fingerprints)
         try:
             outcomes: List[BatchOutcome] = []
             for document_id, outcome in zip(
-                document_ids, inspector.inspect_many(document_ids, return_exceptions=True)
+                document_ids,
+                inspector.inspect_many(document_ids, return_exceptions=True, **options),
             ):
                 if isinstance(outcome, ClientClosed):
                     raise outcome
@@ -231,15 +258,36 @@ class InspectorPlugin(WorkerPlugin):
             self._lease.release()  # type: ignore[no-untyped-call]
 
 
-def inspect_batch(document_ids: Sequence[str], plugin_name: str) -> List[BatchOutcome]:
+def _changed_since(fingerprints: Fingerprints) -> Callable[[Document], bool]:
+    """``should_inspect`` for an incremental scan: whether a document changed since stored."""
+    # Imported here: the inventory's pure parts only (no database), and only when asked for.
+    from inspector.inventory.content import document_fingerprint
+    from inspector.inventory.planner import needs_inspection
+
+    def should_inspect(document: Document) -> bool:
+        stored = fingerprints.get(document.id)
+        return needs_inspection(stored, document_fingerprint(document), full=False)
+
+    return should_inspect
+
+
+def inspect_batch(
+    document_ids: Sequence[str],
+    plugin_name: str,
+    fingerprints: Optional[Fingerprints] = None,
+    full: bool = False,
+) -> List[BatchOutcome]:
     """The task: inspect a batch of documents with the inspector of the worker it runs on.
 
     Args:
         document_ids: The batch.
         plugin_name: The name the :class:`InspectorPlugin` was registered under.
+        fingerprints: See :meth:`InspectorPlugin.inspect`.
+        full: See :meth:`InspectorPlugin.inspect`.
 
     Returns:
-        ``(document_id, Inspection or InspectorError)`` per document, in the order given.
+        ``(document_id, outcome)`` per document, in the order given: its ``Inspection``, its
+        unchanged ``Document``, or the ``InspectorError`` it failed with.
     """
     plugin = get_worker().plugins.get(plugin_name)
     if not isinstance(plugin, InspectorPlugin):
@@ -247,4 +295,4 @@ def inspect_batch(document_ids: Sequence[str], plugin_name: str) -> List[BatchOu
             f"no InspectorPlugin {plugin_name!r} on this worker: register it with "
             "client.register_plugin(InspectorPlugin(settings))"
         )
-    return plugin.inspect(document_ids)
+    return plugin.inspect(document_ids, fingerprints, full=full)

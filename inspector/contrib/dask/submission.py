@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import itertools
 import uuid
-from typing import Any, Dict, Iterable, Iterator, List, Optional, Tuple
+from typing import Any, Callable, Dict, Generator, Iterable, List, Optional, Tuple
 
 from distributed import Client, Future, as_completed
 
@@ -102,7 +102,9 @@ def inspect_across(
     batch_size: int = 200,
     max_batches_in_flight: Optional[int] = None,
     batch_attempts: int = 3,
-) -> Iterator[BatchOutcome]:
+    stored_fingerprint: Optional[Callable[[str], Optional[str]]] = None,
+    full: bool = False,
+) -> Generator[BatchOutcome, None, None]:
     """Inspect documents across a Dask cluster; yield each one's outcome as its batch finishes.
 
     Registers an :class:`InspectorPlugin` with ``settings`` for the duration (each worker opens
@@ -120,6 +122,10 @@ def inspect_across(
             worker threads (at least 2), so no worker waits for the next batch.
         batch_attempts: Times a batch whose worker died is submitted again before each of
             its documents is reported failed with :class:`BatchFailed`.
+        stored_fingerprint: For an incremental scan: the fingerprint of a document's stored
+            version (None: none), asked as each batch is cut and sent with it; a document
+            whose ``GetDocument`` reply still matches comes back as its ``Document`` alone.
+        full: Inspect every document whole, stored fingerprints or not.
 
     Yields:
         ``(document_id, Inspection or InspectorError)``; a document that failed is yielded
@@ -146,8 +152,11 @@ def inspect_across(
         if batch is None:
             return False
         key = f"inspect-batch-{scan}-{batch.number}-{batch.attempts}"
-        future = client.submit(inspect_batch, batch.document_ids, plugin.name, key=key,
-                               pure=False)
+        fingerprints = None
+        if stored_fingerprint is not None and not full:
+            fingerprints = {i: stored_fingerprint(i) for i in batch.document_ids}
+        future = client.submit(inspect_batch, batch.document_ids, plugin.name, fingerprints,
+                               full, key=key, pure=False)
         in_flight[key] = (batch, future)
         completed.add(future)  # type: ignore[no-untyped-call]
         return True

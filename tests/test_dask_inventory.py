@@ -1,0 +1,112 @@
+"""inspector.contrib.dask.scan: a scan into the inventory, inspected on a real LocalCluster."""
+
+from __future__ import annotations
+
+import os
+import signal
+from typing import Any, List, Optional, Tuple
+
+import pytest
+from support import MS, wait_until
+
+from inspector.sample_catalog import load_catalog
+from inspector.server import Faults, run_sample_server
+
+distributed = pytest.importorskip("distributed")
+pytest.importorskip("sqlalchemy")
+
+from inspector.contrib.dask import InspectorSettings, scan  # noqa: E402
+from inspector.inventory import Inventory  # noqa: E402
+
+pytestmark = pytest.mark.timeout(180)
+
+
+@pytest.fixture
+def inventory_db(tmp_path: Any) -> str:
+    """An empty inventory database: a SQLite file."""
+    return str(tmp_path / "inventory.db")
+
+
+def test_a_scan_of_the_sample_catalog(dask_client: Any, inventory_db: str) -> None:
+    """Every catalog document is stored once; the run record counts them as new."""
+    ids = load_catalog().document_ids()
+    seen: List[Tuple[str, str, Optional[str]]] = []
+    with run_sample_server() as server, Inventory(inventory_db) as inventory:
+        record = scan(inventory, dask_client, InspectorSettings(server.url), ids, full=True,
+                      batch_size=4, on_result=lambda *result: seen.append(result))
+        assert record.status == "completed"
+        assert (record.targets, record.new, record.failed) == (len(ids), len(ids), 0)
+        assert sorted(i for i, _, _ in seen) == sorted(ids)
+        assert sorted(i.document.id for i in inventory.inspections()) == sorted(ids)
+        assert inventory.check_integrity() == []
+
+
+def test_two_thousand_generated_documents(dask_client: Any, inventory_db: str) -> None:
+    """2,000 generated documents land in the inventory, each once."""
+    ids = [f"gen-2x2-i{n}" for n in range(2000)]
+    with run_sample_server() as server, Inventory(inventory_db) as inventory:
+        record = scan(inventory, dask_client, InspectorSettings(server.url), ids, full=True,
+                      batch_size=100)
+        assert (record.status, record.new, record.failed) == ("completed", 2000, 0)
+        assert inventory.check_integrity() == []
+
+
+def test_a_failed_document_is_recorded_as_failed(dask_client: Any, inventory_db: str) -> None:
+    """A document the server refuses is in the run's failures with its reason; not retried."""
+    with run_sample_server(Faults(error_for={"doc-2": 500})) as server, \
+            Inventory(inventory_db) as inventory:
+        record = scan(inventory, dask_client, InspectorSettings(server.url, retries=0),
+                      ["doc-1", "doc-2"], full=True)
+        assert (record.new, record.failed) == (1, 1)
+        [(document_id, reason)] = inventory.failures(record.id)
+        assert document_id == "doc-2" and "500" in reason
+        assert server.stats.requests_by_method.get("GetDocument") == 2
+
+
+def test_a_stopped_scan_resumes_where_it_stopped(dask_client: Any, inventory_db: str) -> None:
+    """Interrupted after some documents, the next scan of the same selection does the rest."""
+    ids = [f"gen-1x1-r{n}" for n in range(300)]
+    recorded: List[str] = []
+
+    def stop_after_100(document_id: str, outcome: str, reason: Optional[str]) -> None:
+        recorded.append(document_id)
+        if len(recorded) == 100:
+            raise KeyboardInterrupt
+
+    with run_sample_server() as server, Inventory(inventory_db) as inventory:
+        settings = InspectorSettings(server.url)
+        with pytest.raises(KeyboardInterrupt):
+            scan(inventory, dask_client, settings, ids, full=True, batch_size=20,
+                 on_result=stop_after_100)
+        [stopped] = inventory.runs()
+        assert (stopped.status, stopped.new) == ("interrupted", 100)
+        record = scan(inventory, dask_client, settings, ids, full=True, batch_size=20,
+                      on_result=lambda document_id, *_: recorded.append(document_id))
+        assert record.id == stopped.id and record.status == "completed"
+        assert (record.new, record.failed) == (300, 0)
+        assert sorted(recorded) == sorted(ids)  # the second part did only the rest
+        assert inventory.check_integrity() == []
+
+
+def test_a_worker_killed_during_a_scan_into_the_inventory(own_dask_client: Any,
+                                                          inventory_db: str) -> None:
+    """The killed worker's batches run again elsewhere; every document stored exactly once."""
+    ids = [f"gen-1x2-kill{n}" for n in range(600)]
+    victim = sorted(own_dask_client.run(os.getpid).items())[0][1]
+    recorded: List[str] = []
+
+    def kill_once(document_id: str, outcome: str, reason: Optional[str]) -> None:
+        recorded.append(document_id)
+        if len(recorded) == 40:  # both workers are inside a batch now
+            os.kill(victim, signal.SIGKILL)
+
+    with run_sample_server(Faults(latency=0.005)) as server, \
+            Inventory(inventory_db) as inventory:
+        record = scan(inventory, own_dask_client, InspectorSettings(server.url), ids,
+                      full=True, batch_size=20, max_batches_in_flight=4, on_result=kill_once)
+        assert (record.status, record.new, record.failed) == ("completed", 600, 0)
+        assert sorted(recorded) == sorted(ids)
+        assert len(list(inventory.inspections())) == 600
+        assert inventory.check_integrity() == []
+    own_dask_client.wait_for_workers(2, timeout=30_000 * MS)
+    wait_until(lambda: victim not in own_dask_client.run(os.getpid).values(), 30_000 * MS)

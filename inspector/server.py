@@ -5,12 +5,37 @@ It serves the built-in catalog and the generated ``gen-<C>x<W>`` documents of
 ``PROTOCOL.md``. It exists to test and benchmark clients, so it can misbehave on purpose: every
 switch of :class:`Faults` is off by default and may be flipped while the server runs.
 
+Documents that come, go and change, for clients that keep a copy (the inventory):
+
+* ``ListDocuments`` pages: ``{"cursor": ..., "limit": N}`` gives at most N ids and a
+  ``nextCursor`` (null after the last page); ``{}`` gives every id and no ``nextCursor``. The
+  cursor is the last id of the page before; it stays valid while documents are added and
+  removed, and no document present throughout is skipped or named twice. A ``cursor`` that is
+  not an id the server listed, or a ``limit`` that is not an integer >= 1, gets error 400 naming
+  it. ``Faults.ignore_paging`` (``--ignore-paging``) makes an older server that answers every
+  id, whatever the params.
+* Every generated document, and every document once changed, carries ``updatedAt`` (ISO 8601
+  UTC); the catalog's keep the one they ship with (``doc-1`` and the folders ship without, as
+  ``PROTOCOL.md`` shows ``doc-1``). A change to a document, its containers or widgets bumps it.
+* ``generated=N`` (``--generated N``) lists N more documents after the catalog's,
+  ``gen-2x2-n0000001`` ... (2 containers x 2 widgets), computed from the id when asked for, so
+  100,000 of them cost no memory or start-up time.
+* :meth:`SampleServer.mutate` changes one document (a widget's SQL, a widget added or removed,
+  a document added or removed: :data:`~inspector.sample_catalog.MUTATION_KINDS`), bumps its
+  ``updatedAt`` and sends ``{"method": "DocumentChanged", "params": {"id": ..., "updatedAt":
+  ...}}`` (or ``DocumentRemoved`` ``{"id": ...}``) to every open connection. ``mutate_every=S``
+  (``--mutate-every S``) does so for a random document every S seconds; ``seed=`` (``--seed``)
+  makes the choices repeatable.
+* :attr:`ServerStats.open_connections` and :attr:`ServerStats.max_open_connections` count
+  accepted connections now and at most at once, e.g. to check a cap on connections.
+
 Layers, each with one job::
 
     run_sample_server()    context manager: start, yield the handle, stop and join
       SampleServer         the handle: one named daemon thread running one asyncio loop
         _DocumentsService  the loop side: handshake checks, one handler per connection, faults
-          SampleCatalog    the documents themselves, no I/O (inspector.sample_catalog)
+          LiveCatalog      this server's documents and their changes, no I/O
+            SampleCatalog  the built-in and generated documents, shared, read-only
     add_serve_arguments() / serve_from_args()   the same service from the command line
 
 Every piece of mutable server state (counters, connection sets) is touched by the loop thread
@@ -57,6 +82,7 @@ import signal
 import ssl
 import sys
 import threading
+import time
 from typing import (
     Any,
     Callable,
@@ -82,11 +108,20 @@ from websockets.exceptions import ConnectionClosed
 from websockets.frames import CloseCode
 from websockets.http11 import Request, Response
 
-from inspector.sample_catalog import SampleCatalog, load_catalog
+from inspector.exceptions import InvalidArgument
+from inspector.sample_catalog import (
+    MUTATION_KINDS,
+    LiveCatalog,
+    Mutation,
+    SampleCatalog,
+    load_catalog,
+)
 
 __all__ = [
     "JUNK_KINDS",
+    "MUTATION_KINDS",
     "Faults",
+    "Mutation",
     "SampleServer",
     "ServerStats",
     "add_serve_arguments",
@@ -213,6 +248,8 @@ class Faults:
             It comes first, then ``refuse_status``, then the token check.
         handshake_delay: Seconds to wait before answering each handshake (keep it below 30 s,
             after which the server gives up on the handshake).
+        ignore_paging: Answer ``ListDocuments`` with every id and no ``nextCursor``, whatever
+            its params, as a server that does not page.
     """
 
     latency: float = attrs.field(default=0.0, validator=_not_negative)
@@ -234,6 +271,7 @@ class Faults:
     refuse_count: Optional[int] = attrs.field(default=None, validator=_not_negative)
     redirect_to: Optional[str] = None
     handshake_delay: float = attrs.field(default=0.0, validator=_not_negative)
+    ignore_paging: bool = False
 
 
 @attrs.define
@@ -246,13 +284,15 @@ class ServerStats:
     Attributes:
         connections_opened: WebSocket connections accepted (handshake completed).
         open_connections: Accepted connections not yet closed.
+        max_open_connections: The most accepted connections that were open at once.
         requests: Data frames received, valid or not.
         requests_by_method: Requests by method name; ``"(unknown)"`` counts methods the server
             does not have and ``"(invalid)"`` requests it could not read.
         replies_sent: Replies and error replies sent (duplicates not counted again).
         requests_silenced: Requests left unanswered by ``silent_every``/``silent_ids``.
         duplicates_sent: Replies sent a second time by ``duplicate_every``.
-        notifications_sent: Notifications sent, by ``notify_every`` or ``notify()``.
+        notifications_sent: Notifications sent, by ``notify_every``, ``notify()`` or changes.
+        mutations: Changes made by ``mutate()`` or ``mutate_every``.
         junk_frames_sent: Junk frames sent by ``junk_every``.
         connections_dropped: Connections aborted by ``drop_after`` or ``drop_connections()``.
         idle_closes: Connections closed by ``idle_timeout``.
@@ -266,6 +306,7 @@ class ServerStats:
 
     connections_opened: int = 0
     open_connections: int = 0
+    max_open_connections: int = 0
     requests: int = 0
     requests_by_method: Dict[str, int] = attrs.field(factory=dict)
     replies_sent: int = 0
@@ -277,6 +318,7 @@ class ServerStats:
     idle_closes: int = 0
     handshakes: int = 0
     handshakes_refused: int = 0
+    mutations: int = 0
     handshake_headers: List[Dict[str, str]] = attrs.field(factory=list)
 
 
@@ -374,16 +416,19 @@ class _DocumentsService:
 
     def __init__(
         self,
-        catalog: SampleCatalog,
+        catalog: LiveCatalog,
         faults: Faults,
         stats: ServerStats,
         tokens: Optional[Mapping[str, bool]],
+        mutate_every: Optional[float] = None,
     ) -> None:
         self.faults = faults
         self.stats = stats
         self._catalog = catalog
         self._tokens = tokens
-        self._document_ids = {"documentIds": catalog.document_ids()}
+        self._mutate_every = mutate_every
+        # The reply to ListDocuments {}, and the listing version it was made for.
+        self._every_id: Tuple[int, JSONObject] = (-1, {})
         self._handlers: Dict[str, Callable[[JSONObject], JSONObject]] = {
             "GetDocument": self._get_document,
             "GetWidgetContainer": self._get_widget_container,
@@ -410,7 +455,49 @@ class _DocumentsService:
         return _found(self._catalog.widget(_object_id(params)), "widget", params)
 
     def _list_documents(self, params: JSONObject) -> JSONObject:
-        return self._document_ids
+        cursor = params.get("cursor")
+        limit = params.get("limit")
+        if self.faults.ignore_paging or (cursor is None and limit is None):
+            return self._every_document_id()
+        if cursor is not None and type(cursor) is not str:
+            raise _RequestError(400, "params.cursor must be a string or null", {"param": "cursor"})
+        if limit is not None and (type(limit) is not int or limit < 1):
+            raise _RequestError(
+                400, "params.limit must be an integer >= 1 or null", {"param": "limit"}
+            )
+        try:
+            ids, next_cursor = self._catalog.listing.page(cursor, limit)
+        except InvalidArgument:
+            raise _RequestError(
+                400, "params.cursor is not a cursor this server gave", {"param": "cursor"}
+            ) from None
+        return {"documentIds": ids, "nextCursor": next_cursor}
+
+    def _every_document_id(self) -> JSONObject:
+        listing = self._catalog.listing
+        version, reply = self._every_id
+        if version != listing.version:
+            reply = {"documentIds": listing.ids()}
+            self._every_id = (listing.version, reply)
+        return reply
+
+    # Changes.
+
+    async def mutate(
+        self, document_id: Optional[str], kind: Optional[str], notify: bool
+    ) -> Mutation:
+        """Change a document (see LiveCatalog.mutate) and tell every open connection."""
+        mutation = self._catalog.mutate(time.time(), document_id, kind)
+        self.stats.mutations += 1
+        if notify:
+            await self.broadcast(_encode(mutation.notification()), notification=True)
+        return mutation
+
+    async def _mutate_periodically(self, every: float) -> None:
+        while True:
+            await asyncio.sleep(every)
+            mutation = await self.mutate(None, None, notify=True)
+            logger.info("%s %s %s", mutation.kind, mutation.document_id, mutation.object_id or "")
 
     # Serving.
 
@@ -440,10 +527,18 @@ class _DocumentsService:
             create_connection=_registering_connection_class(self._tcp_connections),
             logger=_websockets_logger,
         )
+        mutating: Optional[asyncio.Future[None]] = None
         try:
             ready(server.sockets[0].getsockname()[1])
+            if self._mutate_every is not None:
+                mutating = asyncio.ensure_future(self._mutate_periodically(self._mutate_every))
             await stop.wait()
         finally:
+            if mutating is not None:
+                mutating.cancel()
+                # Raises what made it stop early, if anything did.
+                with contextlib.suppress(asyncio.CancelledError):
+                    await mutating
             await self._shut_down(server)
 
     async def _shut_down(self, server: Server) -> None:
@@ -523,6 +618,8 @@ class _DocumentsService:
         self._connections.add(connection)
         stats.connections_opened += 1
         stats.open_connections += 1
+        if stats.open_connections > stats.max_open_connections:
+            stats.max_open_connections = stats.open_connections
         try:
             while True:
                 idle_timeout = self.faults.idle_timeout
@@ -660,7 +757,8 @@ class _DocumentsService:
 
     @property
     def _first_document_id(self) -> str:
-        return str(self._document_ids["documentIds"][0])
+        first = self._catalog.listing.page(None, 1)[0]
+        return first[0] if first else "doc-1"
 
     # Calls from other threads, run on the loop.
 
@@ -711,6 +809,32 @@ def _shared_catalog() -> SampleCatalog:
     return load_catalog()
 
 
+def _make_service(
+    faults: Faults,
+    stats: ServerStats,
+    tokens: Optional[Mapping[str, bool]],
+    generated: int,
+    mutate_every: Optional[float],
+    seed: Optional[int],
+) -> _DocumentsService:
+    """Build one server's service over its own changeable copy of the catalog.
+
+    Raises:
+        InvalidArgument: ``generated``, ``mutate_every`` or ``seed`` is out of range.
+    """
+    if mutate_every is not None and (
+        isinstance(mutate_every, bool)
+        or not isinstance(mutate_every, (int, float))
+        or not 0 < mutate_every < float("inf")
+    ):
+        raise InvalidArgument(f"mutate_every must be seconds > 0 or None, got {mutate_every!r}")
+    if seed is not None and type(seed) is not int:
+        raise InvalidArgument(f"seed must be an integer or None, got {seed!r}")
+    catalog = LiveCatalog(_shared_catalog(), generated=generated, seed=seed)
+    every = None if mutate_every is None else float(mutate_every)
+    return _DocumentsService(catalog, faults, stats, tokens, every)
+
+
 def _url(host: str, port: int, secure: bool) -> str:
     shown = f"[{host}]" if ":" in host else host
     return f"{'wss' if secure else 'ws'}://{shown}:{port}"
@@ -727,6 +851,14 @@ class SampleServer:
         ssl_context: Serve ``wss://`` with this server-side context.
         host: The address to listen on.
         port: The port to listen on; 0 picks a free one.
+        generated: List this many generated documents (``gen-2x2-n0000001`` ...) after the
+            catalog's, up to 1,000,000.
+        mutate_every: Change a random document every this many seconds (see :meth:`mutate`);
+            None = never.
+        seed: Seeds the random choices of :meth:`mutate`; None = a random seed.
+
+    Raises:
+        InvalidArgument: ``generated``, ``mutate_every`` or ``seed`` is out of range.
 
     Attributes:
         url: ``ws://host:port`` (``wss://`` with TLS), once started.
@@ -743,6 +875,9 @@ class SampleServer:
         ssl_context: Optional[ssl.SSLContext] = None,
         host: str = "127.0.0.1",
         port: int = 0,
+        generated: int = 0,
+        mutate_every: Optional[float] = None,
+        seed: Optional[int] = None,
     ) -> None:
         self.faults = faults if faults is not None else Faults()
         self.stats = ServerStats()
@@ -751,7 +886,9 @@ class SampleServer:
         self._host = host
         self._requested_port = port
         self._ssl_context = ssl_context
-        self._service = _DocumentsService(_shared_catalog(), self.faults, self.stats, tokens)
+        self._service = _make_service(
+            self.faults, self.stats, tokens, generated, mutate_every, seed
+        )
         self._started = threading.Event()
         self._loop: Optional[asyncio.AbstractEventLoop] = None
         self._stop_requested: Optional[asyncio.Event] = None
@@ -819,6 +956,35 @@ class SampleServer:
         """
         return self._call(self._service.drop_connections())
 
+    def mutate(
+        self, document_id: Optional[str] = None, kind: Optional[str] = None, *, notify: bool = True
+    ) -> Mutation:
+        """Change one document now, bump its ``updatedAt`` and tell every open connection.
+
+        The change is made, and the notification sent, before this returns; a client that then
+        sends a request gets the changed document.
+
+        Args:
+            document_id: The document to change; None for one chosen at random among those
+                ``ListDocuments`` names. Must be None for ``kind="add_document"``.
+            kind: ``"sql"`` (a widget's SQL statement), ``"add_widget"``, ``"remove_widget"``,
+                ``"add_document"`` (``added-<n>``: 2 containers x 2 widgets) or
+                ``"remove_document"``; None for one chosen at random that fits the document.
+            notify: Send ``DocumentChanged`` (``DocumentRemoved`` for a removal) to every open
+                connection; False changes the document silently, as if the notification were
+                lost.
+
+        Returns:
+            What changed: kind, document id, its new ``updatedAt`` (None if removed) and the
+            widget concerned.
+
+        Raises:
+            InvalidArgument: The kind is unknown or does not fit the document, or the document
+                does not exist.
+            RuntimeError: The server is not running.
+        """
+        return self._call(self._service.mutate(document_id, kind, notify))
+
     def _call(self, coroutine: Coroutine[Any, Any, _T]) -> _T:
         loop = self._loop
         if loop is None or not self._thread.is_alive():
@@ -862,6 +1028,10 @@ def run_sample_server(
     ssl_context: Optional[ssl.SSLContext] = None,
     host: str = "127.0.0.1",
     port: int = 0,
+    *,
+    generated: int = 0,
+    mutate_every: Optional[float] = None,
+    seed: Optional[int] = None,
 ) -> Iterator[SampleServer]:
     """Run a sample server for the duration of a ``with`` block.
 
@@ -871,12 +1041,22 @@ def run_sample_server(
         ssl_context: Serve ``wss://`` with this server-side context.
         host: The address to listen on.
         port: The port to listen on; 0 (the default) picks a free one.
+        generated: List this many generated documents after the catalog's (up to 1,000,000).
+        mutate_every: Change a random document every this many seconds; None = never.
+        seed: Seeds the random choices of changes; None = a random seed.
 
     Yields:
         The running server; it is stopped, and its thread joined, when the block exits.
     """
     server = SampleServer(
-        faults=faults, tokens=tokens, ssl_context=ssl_context, host=host, port=port
+        faults=faults,
+        tokens=tokens,
+        ssl_context=ssl_context,
+        host=host,
+        port=port,
+        generated=generated,
+        mutate_every=mutate_every,
+        seed=seed,
     )
     server.start()
     try:
@@ -944,6 +1124,26 @@ def add_serve_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--certfile", help="serve wss:// with this PEM certificate chain")
     parser.add_argument("--keyfile", help="the certificate's private key, if not in --certfile")
+    documents = parser.add_argument_group("documents", "more documents, and documents that change")
+    documents.add_argument(
+        "--generated",
+        type=int,
+        default=0,
+        metavar="N",
+        help="list N generated documents after the catalog's, gen-2x2-n0000001 ... "
+        "(2 containers x 2 widgets; up to 1000000)",
+    )
+    documents.add_argument(
+        "--mutate-every",
+        type=float,
+        metavar="SECONDS",
+        help="every SECONDS change a random document (a widget's SQL, a widget added or "
+        "removed, a document added or removed), bump its updatedAt and send DocumentChanged "
+        "(or DocumentRemoved) to every connection",
+    )
+    documents.add_argument(
+        "--seed", type=int, metavar="N", help="seed the random changes, to repeat a run"
+    )
     group = parser.add_argument_group("faults", "misbehave on purpose, to test clients")
     defaults = Faults()
     for option, attribute, convert, metavar, help_text in _FAULT_OPTIONS:
@@ -971,6 +1171,12 @@ def add_serve_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="ID=CODE",
         help="answer requests for ID with error CODE (repeatable)",
     )
+    group.add_argument(
+        "--ignore-paging",
+        action="store_true",
+        help="answer ListDocuments with every id and no nextCursor, ignoring cursor and limit "
+        "(a server that does not page)",
+    )
 
 
 def faults_from_args(args: argparse.Namespace) -> Faults:
@@ -980,7 +1186,12 @@ def faults_from_args(args: argparse.Namespace) -> Faults:
         ValueError: An option has a value out of range.
     """
     chosen = {attribute: getattr(args, attribute) for _, attribute, *_ in _FAULT_OPTIONS}
-    return Faults(silent_ids=args.silent_ids, error_for=dict(args.error_for), **chosen)
+    return Faults(
+        silent_ids=args.silent_ids,
+        error_for=dict(args.error_for),
+        ignore_paging=args.ignore_paging,
+        **chosen,
+    )
 
 
 def serve_from_args(args: argparse.Namespace) -> int:
@@ -1009,7 +1220,13 @@ def serve_from_args(args: argparse.Namespace) -> int:
     except (ValueError, OSError) as exc:
         print(f"serve: {exc}", file=sys.stderr)
         return 2
-    service = _DocumentsService(_shared_catalog(), faults, ServerStats(), tokens)
+    try:
+        service = _make_service(
+            faults, ServerStats(), tokens, args.generated, args.mutate_every, args.seed
+        )
+    except InvalidArgument as exc:
+        print(f"serve: {exc}", file=sys.stderr)
+        return 2
 
     def ready(port: int) -> None:
         print(f"listening on {_url(args.host, port, ssl_context is not None)}", flush=True)

@@ -6,6 +6,7 @@ import argparse
 import base64
 import contextlib
 import http.client
+import itertools
 import json
 import logging
 import math
@@ -24,11 +25,14 @@ from typing import Any, Callable, Dict, Iterator, List, Optional, Tuple, Union
 import pytest
 import trustme
 import websocket
-from support import wait_until
+from support import MS, wait_until
 
+from inspector import Connection, InvalidArgument
+from inspector.sample_catalog import MUTATION_KINDS, listed_generated_id
 from inspector.server import (
     JUNK_KINDS,
     Faults,
+    Mutation,
     SampleServer,
     add_serve_arguments,
     faults_from_args,
@@ -143,6 +147,30 @@ def assert_connection_aborted(ws: websocket.WebSocket) -> None:
         while True:
             opcode, _ = ws.recv_data(control_frame=True)
             assert opcode != websocket.ABNF.OPCODE_CLOSE, "got a close frame, expected an abort"
+
+
+def reply_to(ws: websocket.WebSocket, request_id: int) -> JSONObject:
+    """Return the next reply to request_id, passing over notifications."""
+    while True:
+        message = recv_json(ws)
+        if message.get("id") == request_id:
+            reply: JSONObject = message
+            return reply
+        assert "method" in message, message
+
+
+def list_pages(ws: websocket.WebSocket, limit: int) -> List[JSONObject]:
+    """Follow nextCursor from the first page; return every page's result."""
+    results: List[JSONObject] = []
+    params: JSONObject = {"limit": limit}
+    for request_id in itertools.count(1):
+        send(ws, request_id, "ListDocuments", params)
+        result: JSONObject = reply_to(ws, request_id)["result"]
+        results.append(result)
+        if result.get("nextCursor") is None:
+            return results
+        params = {"cursor": result["nextCursor"], "limit": limit}
+    raise AssertionError("unreachable")
 
 
 def handshake_status(server: SampleServer, **options: Any) -> int:
@@ -465,6 +493,250 @@ def test_generated_ids_out_of_range_are_404(
     reply = call(ws, 1, METHOD_FOR_KIND[kind], {"id": object_id})
     assert reply["error"]["code"] == 404
     assert reply["error"]["data"] == {"id": object_id}
+
+
+# Paging, generated documents, changes.
+
+ISO_UTC = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d{3})?Z")
+
+
+def test_list_documents_pages_follow_next_cursor() -> None:
+    """Pages of at most limit ids, followed by nextCursor, give the whole listing once."""
+    with run_sample_server(generated=30) as server:
+        ws = connect(server)
+        everything = call(ws, 1, "ListDocuments", {})["result"]
+        assert set(everything) == {"documentIds"}  # no nextCursor: everything at once
+        ids = everything["documentIds"]
+        assert ids[-30:] == [listed_generated_id(n) for n in range(1, 31)]
+        results = list_pages(ws, 7)
+        ws.close()
+    assert [i for result in results for i in result["documentIds"]] == ids
+    assert all(1 <= len(result["documentIds"]) <= 7 for result in results)
+    assert results[-1]["nextCursor"] is None
+    assert all(r["nextCursor"] == r["documentIds"][-1] for r in results[:-1])
+
+
+def test_list_documents_with_null_params_gives_everything(ws: websocket.WebSocket) -> None:
+    """cursor and limit both null is the same as no params: every id, no nextCursor."""
+    everything = call(ws, 1, "ListDocuments", {})
+    assert call(ws, 1, "ListDocuments", {"cursor": None, "limit": None}) == everything
+
+
+def test_list_documents_cursor_alone_gives_the_rest(ws: websocket.WebSocket) -> None:
+    """A cursor without limit gives every id after it, and a null nextCursor."""
+    ids = call(ws, 1, "ListDocuments", {})["result"]["documentIds"]
+    rest = call(ws, 2, "ListDocuments", {"cursor": ids[2]})["result"]
+    assert rest == {"documentIds": ids[3:], "nextCursor": None}
+
+
+@pytest.mark.parametrize(
+    ("params", "named"),
+    [
+        ({"cursor": "no-such-doc", "limit": 5}, "cursor"),
+        ({"cursor": 3, "limit": 5}, "cursor"),
+        ({"cursor": ["doc-1"]}, "cursor"),
+        ({"limit": 0}, "limit"),
+        ({"limit": -4}, "limit"),
+        ({"limit": "10"}, "limit"),
+        ({"limit": 2.5}, "limit"),
+        ({"limit": True}, "limit"),
+    ],
+)
+def test_list_documents_bad_cursor_or_limit_is_400_naming_it(
+    ws: websocket.WebSocket, params: JSONObject, named: str
+) -> None:
+    """An unknown or ill-typed cursor, or a limit that is not an integer >= 1: 400 naming it."""
+    error = call(ws, 3, "ListDocuments", params)["error"]
+    assert error["code"] == 400
+    assert named in error["message"] and error["data"] == {"param": named}
+    assert call(ws, 4, "ListDocuments", {"limit": 1})["result"]["documentIds"] == ["doc-1"]
+
+
+def test_ignore_paging_answers_everything_as_an_older_server(
+    sample_server: SampleServer, ws: websocket.WebSocket
+) -> None:
+    """With ignore_paging, cursor and limit are ignored (bad ones too): every id, no cursor."""
+    everything = call(ws, 1, "ListDocuments", {})["result"]
+    sample_server.faults.ignore_paging = True
+    assert call(ws, 2, "ListDocuments", {"limit": 2})["result"] == everything
+    assert call(ws, 3, "ListDocuments", {"cursor": "bogus", "limit": 0})["result"] == everything
+    sample_server.faults.ignore_paging = False
+    assert len(call(ws, 4, "ListDocuments", {"limit": 2})["result"]["documentIds"]) == 2
+
+
+def test_pages_skip_and_repeat_nothing_while_documents_come_and_go() -> None:
+    """Through inspector.Connection: documents removed and added between pages lose no other."""
+    with run_sample_server(generated=50, seed=4) as server, Connection(server.url) as conn:
+        before = conn.call("ListDocuments")["documentIds"]
+        seen: List[str] = []
+        removed: List[str] = []
+        params: JSONObject = {"limit": 9}
+        while True:
+            page = conn.call("ListDocuments", params)
+            seen.extend(page["documentIds"])
+            for _ in range(2):
+                removed.append(server.mutate(kind="remove_document").document_id)
+            server.mutate(kind="add_document")
+            if page["nextCursor"] is None:
+                break
+            params = {"cursor": page["nextCursor"], "limit": 9}
+        after = conn.call("ListDocuments")["documentIds"]
+    assert len(seen) == len(set(seen))
+    assert set(before) - set(removed) <= set(seen)
+    assert not set(removed) & set(after)
+    assert seen[-1] in after and after.index(seen[-1]) == len(after) - 2
+
+
+def test_generated_documents_are_listed_and_served_with_updated_at() -> None:
+    """generated=N lists N two-by-two documents after the catalog; each has an updatedAt."""
+    with run_sample_server(generated=3) as server:
+        ws = connect(server)
+        ids = call(ws, 1, "ListDocuments", {})["result"]["documentIds"]
+        assert ids[-3:] == ["gen-2x2-n0000001", "gen-2x2-n0000002", "gen-2x2-n0000003"]
+        document = result_of(ws, "GetDocument", "gen-2x2-n0000002")
+        widgets = [
+            result_of(ws, "GetWidgetProperties", w)
+            for c in document["widgetContainerIds"]
+            for w in result_of(ws, "GetWidgetContainer", c)["widgetIds"]
+        ]
+        unlisted = result_of(ws, "GetDocument", "gen-100x50")
+        ws.close()
+    assert len(document["widgetContainerIds"]) == 2 and len(widgets) == 4
+    assert ISO_UTC.fullmatch(document["updatedAt"]) and ISO_UTC.fullmatch(unlisted["updatedAt"])
+
+
+def test_catalog_documents_keep_their_shipped_updated_at(ws: websocket.WebSocket) -> None:
+    """Catalog documents carry the updatedAt they ship with; doc-1 ships with none."""
+    assert result_of(ws, "GetDocument", "doc-2")["updatedAt"] == "2024-09-30T17:04:11Z"
+    assert "updatedAt" not in result_of(ws, "GetDocument", "doc-1")
+
+
+def test_mutate_changes_sql_and_notifies_every_connection(sample_server: SampleServer) -> None:
+    """mutate() changes a widget's SQL, bumps updatedAt and tells every open connection."""
+    with open_clients(sample_server, 2) as (first, second):
+        before = result_of(first, "GetDocument", "doc-2")
+        mutation = sample_server.mutate("doc-2", "sql")
+        expected = {
+            "method": "DocumentChanged",
+            "params": {"id": "doc-2", "updatedAt": mutation.updated_at},
+        }
+        assert recv_json(first) == expected and recv_json(second) == expected
+        document = result_of(second, "GetDocument", "doc-2")
+        assert mutation.object_id is not None
+        widget = result_of(second, "GetWidgetProperties", mutation.object_id)
+    assert mutation.kind == "sql" and ISO_UTC.fullmatch(str(mutation.updated_at))
+    assert document["updatedAt"] == mutation.updated_at > before["updatedAt"]
+    assert any("WHERE revision = " in s.get("sql", "") for s in widget["dataSources"])
+    assert sample_server.stats.mutations == 1 and sample_server.stats.notifications_sent == 2
+
+
+def test_mutate_widget_added_and_removed(
+    sample_server: SampleServer, ws: websocket.WebSocket
+) -> None:
+    """add_widget lists a new widget; remove_widget unlists one; each bumps updatedAt."""
+    added = sample_server.mutate("doc-4", "add_widget", notify=False)
+    assert added.object_id is not None
+    container_id = added.object_id.rsplit("/", 1)[0]
+    assert result_of(ws, "GetWidgetContainer", container_id)["widgetIds"][-1] == added.object_id
+    assert result_of(ws, "GetWidgetProperties", added.object_id)["dataSources"]
+    removed = sample_server.mutate("doc-4", "remove_widget", notify=False)
+    assert removed.updated_at is not None and added.updated_at is not None
+    assert removed.updated_at > added.updated_at
+    containers = [
+        result_of(ws, "GetWidgetContainer", c)
+        for c in result_of(ws, "GetDocument", "doc-4")["widgetContainerIds"]
+    ]
+    assert not [c for c in containers if removed.object_id in c.get("widgetIds", [])]
+
+
+def test_mutate_documents_removed_and_added(sample_server: SampleServer) -> None:
+    """remove_document sends DocumentRemoved and 404s; add_document is listed last and served."""
+    with open_clients(sample_server, 1) as (ws,):
+        removed = sample_server.mutate("doc-3", "remove_document")
+        assert recv_json(ws) == {"method": "DocumentRemoved", "params": {"id": "doc-3"}}
+        assert call(ws, 1, "GetDocument", {"id": "doc-3"})["error"]["code"] == 404
+        assert call(ws, 2, "GetWidgetContainer", {"id": "doc-3/c1"})["error"]["code"] == 404
+        added = sample_server.mutate(kind="add_document")
+        assert recv_json(ws)["params"] == {"id": added.document_id, "updatedAt": added.updated_at}
+        ids = call(ws, 3, "ListDocuments", {})["result"]["documentIds"]
+        document = result_of(ws, "GetDocument", added.document_id)
+    assert removed == Mutation("remove_document", "doc-3", None)
+    assert "doc-3" not in ids and ids[-1] == added.document_id
+    assert document["updatedAt"] == added.updated_at
+
+
+def test_mutate_without_notify_sends_nothing(
+    sample_server: SampleServer, ws: websocket.WebSocket
+) -> None:
+    """notify=False changes the document silently, as if the notification were lost."""
+    mutation = sample_server.mutate("doc-5", "sql", notify=False)
+    assert call(ws, 1, "GetDocument", {"id": "doc-5"})["result"]["updatedAt"] == (
+        mutation.updated_at
+    )
+    assert sample_server.stats.notifications_sent == 0
+
+
+@pytest.mark.parametrize(
+    ("document_id", "kind"), [("doc-1", "rename"), ("nope", None), ("ds-1", "sql")]
+)
+def test_mutate_bad_arguments_raise_and_the_server_carries_on(
+    sample_server: SampleServer, ws: websocket.WebSocket, document_id: str, kind: Optional[str]
+) -> None:
+    """An unknown kind or document, or a kind that does not fit, raises InvalidArgument."""
+    with pytest.raises(InvalidArgument):
+        sample_server.mutate(document_id, kind)
+    assert result_of(ws, "GetDocument", "doc-1") == PROTOCOL_DOCUMENT
+    assert sample_server.stats.mutations == 0
+
+
+def test_seeded_servers_make_the_same_random_changes() -> None:
+    """Two servers with one seed make the same random changes, in the same order."""
+    changes = []
+    for _ in range(2):
+        with run_sample_server(generated=20, seed=21) as server:
+            changes.append([server.mutate() for _ in range(30)])
+    assert [(m.kind, m.document_id, m.object_id) for m in changes[0]] == [
+        (m.kind, m.document_id, m.object_id) for m in changes[1]
+    ]
+    assert {m.kind for m in changes[0]} <= set(MUTATION_KINDS)
+
+
+@pytest.mark.timeout(30)
+def test_mutate_every_changes_documents_and_notifies() -> None:
+    """mutate_every=S changes a random document every S seconds and notifies connections."""
+    with run_sample_server(mutate_every=20 * MS, seed=5) as server:
+        ws = connect(server)
+        notifications = [recv_json(ws) for _ in range(3)]
+        ws.close()
+        assert server.stats.mutations >= 3
+    for notification in notifications:
+        assert notification["method"] in ("DocumentChanged", "DocumentRemoved")
+        assert isinstance(notification["params"]["id"], str)
+        if notification["method"] == "DocumentChanged":
+            assert ISO_UTC.fullmatch(notification["params"]["updatedAt"])
+
+
+@pytest.mark.parametrize(
+    "options",
+    [{"generated": -1}, {"generated": 1_000_001}, {"mutate_every": 0.0}, {"seed": "x"}],
+)
+def test_server_document_options_are_validated(options: JSONObject) -> None:
+    """generated, mutate_every and seed out of range raise InvalidArgument naming them."""
+    with pytest.raises(InvalidArgument, match=next(iter(options))):
+        SampleServer(**options)
+
+
+def test_stats_count_open_connections_and_the_most_at_once(sample_server: SampleServer) -> None:
+    """open_connections counts accepted connections now; max_open_connections the most at once."""
+    with open_clients(sample_server, 3) as clients:
+        clients.pop().close()
+        clients.pop().close()
+        wait_until(lambda: sample_server.stats.open_connections == 1)
+        extra = connect(sample_server)
+        wait_until(lambda: sample_server.stats.open_connections == 2)
+        extra.close()
+    wait_until(lambda: sample_server.stats.open_connections == 0)
+    assert sample_server.stats.max_open_connections == 3
 
 
 # Faults on demand.
@@ -1094,6 +1366,59 @@ def test_serve_options_build_faults() -> None:
     defaults = serve_parser().parse_args([])
     assert (defaults.host, defaults.port) == ("127.0.0.1", 8765)
     assert faults_from_args(defaults) == Faults()
+
+
+def test_serve_document_options_parse() -> None:
+    """--generated, --mutate-every, --seed and --ignore-paging reach args and Faults."""
+    args = serve_parser().parse_args(
+        ["--generated", "100000", "--mutate-every", "0.5", "--seed", "3", "--ignore-paging"]
+    )
+    assert (args.generated, args.mutate_every, args.seed) == (100_000, 0.5, 3)
+    assert faults_from_args(args) == Faults(ignore_paging=True)
+    defaults = serve_parser().parse_args([])
+    assert (defaults.generated, defaults.mutate_every, defaults.seed) == (0, None, None)
+
+
+def test_serve_help_documents_the_document_options() -> None:
+    """serve --help names every option this module adds for changing documents and paging."""
+    text = serve_parser().format_help()
+    for option in ("--generated", "--mutate-every", "--seed", "--ignore-paging"):
+        assert option in text
+
+
+@pytest.mark.parametrize(
+    ("options", "named"),
+    [(["--generated", "-1"], "generated"), (["--mutate-every", "0"], "mutate_every")],
+)
+def test_serve_from_args_with_bad_document_options_exits_2(
+    capsys: pytest.CaptureFixture[str], options: List[str], named: str
+) -> None:
+    """A document option out of range exits 2 with one line naming it, serving nothing."""
+    assert serve_from_args(serve_parser().parse_args(["--port", "0", *options])) == 2
+    captured = capsys.readouterr()
+    assert captured.out == "" and named in captured.err and "Traceback" not in captured.err
+
+
+@pytest.mark.timeout(60)
+def test_serve_from_args_generates_pages_and_mutates() -> None:
+    """serve --generated --mutate-every --seed: pages the listing and sends notifications."""
+    process, url = start_serve_process("--generated", "5", "--mutate-every", "0.05", "--seed", "1")
+    try:
+        client = websocket.create_connection(url, timeout=10)
+        results = list_pages(client, 10)
+        notification = recv_json(client)
+        client.close()
+    finally:
+        status, errors = stop_serve_process(process, signal.SIGTERM)
+    ids = [i for result in results for i in result["documentIds"]]
+    # Documents may come and go while the pages are read: the generated ones that are there
+    # come in order, once each, after the catalog's.
+    generated = [i for i in ids if i.startswith("gen-")]
+    assert len(ids) == len(set(ids)) >= 20 and len(results) >= 3
+    assert generated == sorted(generated) and generated
+    assert set(generated) <= {listed_generated_id(n) for n in range(1, 6)}
+    assert notification["method"] in ("DocumentChanged", "DocumentRemoved")
+    assert status == 0 and "Traceback" not in errors
 
 
 @pytest.mark.parametrize(

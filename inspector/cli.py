@@ -160,6 +160,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     sources.add_argument("--format", choices=SOURCES_FORMATS, default="json",
                          help="json (the default) or table")
+    sources.add_argument("--db", metavar="DB",
+                         help="report from this inventory (see scan) instead of the server")
 
     demo = commands.add_parser(
         "demo", parents=[verbose], allow_abbrev=False,
@@ -241,7 +243,7 @@ class CommandParents(NamedTuple):
 # adds subparsers to ``commands`` and gives each ``set_defaults(run=FUNCTION)``; ``main()``
 # calls ``args.run(args)`` for the exit status. They import what their extra installs only
 # inside ``run``, so ``--help`` works on the base install.
-COMMAND_MODULES: Tuple[str, ...] = ()
+COMMAND_MODULES: Tuple[str, ...] = ("inspector.inventory.cli",)
 
 
 class _RefuseToken(argparse.Action):
@@ -472,6 +474,10 @@ def _write(out: IO[str], text: str) -> None:
 
 def run_documents_command(args: argparse.Namespace) -> int:
     """``inspect`` and ``sources``."""
+    if getattr(args, "db", None) is not None:
+        from inspector.inventory.cli import run_sources_from_store
+
+        return run_sources_from_store(args)
     if not args.document_ids and not args.all and args.from_file is None:
         raise UsageError("name at least one DOC_ID, or give --all or --from-file")
     document_ids = read_document_ids(args.document_ids, args.from_file)

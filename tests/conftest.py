@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 import contextlib
+import itertools
+import os
 import ssl
 import threading
 import time
 from typing import Any, Iterator, Tuple
 
+import postgresql_server as postgresql_server_module
 import pytest
 import trustme
-from support import TIME_SCALE
+from support import MS, TIME_SCALE
 
 from inspector.server import SampleServer, run_sample_server
 
@@ -103,3 +106,48 @@ def _dask_cluster() -> Iterator[Any]:
 
         client.sync(offload, int)
         yield client
+
+
+# -- the inventory's databases: a SQLite file and a real PostgreSQL --
+
+
+@pytest.fixture(scope="session")
+def postgresql_server() -> Iterator["postgresql_server_module.PostgreSQLServer"]:
+    """A PostgreSQL cluster the suite starts from the machine's binaries (see its module).
+
+    Missing binaries fail the tests that need it, never skip them silently; set
+    INSPECTOR_TEST_SKIP_POSTGRESQL=1 to skip them, with that reason shown.
+    """
+    if os.environ.get("INSPECTOR_TEST_SKIP_POSTGRESQL") == "1":
+        pytest.skip("INSPECTOR_TEST_SKIP_POSTGRESQL=1: PostgreSQL tests skipped on request")
+    server = postgresql_server_module.start(timeout=60_000 * MS)
+    yield server
+    server.stop()
+
+
+_database_numbers = itertools.count(1)
+
+
+@pytest.fixture
+def postgresql_url(postgresql_server: "postgresql_server_module.PostgreSQLServer"
+                   ) -> Iterator[str]:
+    """A new, empty PostgreSQL database for one test; dropped after it."""
+    import psycopg
+
+    name = f"inventory_{os.getpid()}_{next(_database_numbers)}"
+    admin = postgresql_server.url().replace("postgresql+psycopg://", "postgresql://")
+    with psycopg.connect(admin, autocommit=True) as connection:
+        connection.execute(f'CREATE DATABASE "{name}"')
+    yield postgresql_server.url(name)
+    with psycopg.connect(admin, autocommit=True) as connection:
+        connection.execute(f'DROP DATABASE "{name}" WITH (FORCE)')
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def inventory_db(request: pytest.FixtureRequest, tmp_path: Any) -> str:
+    """An empty inventory database: a SQLite file, then a PostgreSQL database (each test runs
+    against both)."""
+    if request.param == "sqlite":
+        return str(tmp_path / "inventory.db")
+    url: str = request.getfixturevalue("postgresql_url")
+    return url

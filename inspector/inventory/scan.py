@@ -28,6 +28,7 @@ from inspector.exceptions import (
     ConnectionLost,
     InspectorError,
     InvalidArgument,
+    ServerError,
 )
 from inspector.inventory.content import document_fingerprint
 from inspector.inventory.planner import (
@@ -188,6 +189,12 @@ class ScanRun:
             return self.store.record_unchanged(self.run_id, result)
         return self.store.record_failure(self.run_id, result.document_id, result.reason)
 
+    def record_deleted(self, document_id: str) -> Optional[str]:
+        """Mark a document deleted in this run (None: the store has no live version of it)."""
+        with self._lock:
+            self._stored_fingerprints.pop(document_id, None)
+        return self.store.record_deleted(self.run_id, document_id)
+
     def finish(self, status: str = "completed", message: Optional[str] = None) -> None:
         """End this segment of the run: its status, time spent, counts."""
         self.store.finish_run(self.run_id, status, seconds=time.monotonic() - self._started,
@@ -206,6 +213,7 @@ def scan(
     trigger: str = "scan",
     on_result: Optional[Callable[[str, str, Optional[str]], None]] = None,
     timeout: Any = ...,
+    missing_means_deleted: bool = False,
 ) -> int:
     """Scan documents into the store with ``inspector``; return the run's id.
 
@@ -220,6 +228,8 @@ def scan(
         trigger: ``scan`` or ``watch``, for the record.
         on_result: Called with (document id, outcome, failure reason) as each is stored.
         timeout: Seconds per document; default the inspector's.
+        missing_means_deleted: A document the server answers 404 for is marked deleted
+            (``watch``, told by a ``DocumentRemoved``), not failed.
 
     Raises:
         As :meth:`ScanRun.start`; ConnectionLost, ConnectionFailed: the connection was lost
@@ -244,9 +254,13 @@ def scan(
             document_id = in_order.popleft()
             if isinstance(result, _CONNECTION_ERRORS):
                 raise result
+            outcome = None
+            if missing_means_deleted and isinstance(result, ServerError) and result.code == 404:
+                outcome = run.record_deleted(document_id)
             if isinstance(result, InspectorError):
                 result = Failure.from_error(document_id, result)
-            outcome = run.record(document_id, result)
+            if outcome is None:
+                outcome = run.record(document_id, result)
             if on_result is not None:
                 reason = result.reason if isinstance(result, Failure) else None
                 on_result(document_id, outcome, reason)

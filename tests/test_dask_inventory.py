@@ -21,12 +21,6 @@ from inspector.inventory import Inventory  # noqa: E402
 pytestmark = pytest.mark.timeout(180)
 
 
-@pytest.fixture
-def inventory_db(tmp_path: Any) -> str:
-    """An empty inventory database: a SQLite file."""
-    return str(tmp_path / "inventory.db")
-
-
 def test_a_scan_of_the_sample_catalog(dask_client: Any, inventory_db: str) -> None:
     """Every catalog document is stored once; the run record counts them as new."""
     ids = load_catalog().document_ids()

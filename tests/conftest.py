@@ -68,15 +68,28 @@ DASK_TOKEN = "tok-7f3c9e1d-never-pickled-5b2a"
 
 
 @pytest.fixture(scope="session")
-def dask_client() -> Iterator[Any]:
+def dask_offload_thread() -> None:
+    """Start the process-wide "Dask-Offload" executor thread, which lives as long as the process.
+
+    distributed (de)serializes large messages on it and starts it on first use; started here,
+    in a session fixture, it exists before any test's thread check begins.
+    """
+    import asyncio
+
+    from distributed.utils import offload
+
+    asyncio.run(offload(int))
+
+
+@pytest.fixture(scope="session")
+def dask_client(dask_offload_thread: None) -> Iterator[Any]:
     """A ``distributed.Client`` on a LocalCluster of 2 worker processes, 1 thread each.
 
     Session-scoped: starting a cluster takes seconds on a loaded 2-core machine. It is made
     before any test's thread check starts (pytest sets up wider-scoped fixtures first), so the
     cluster's own threads (its event loop, the nannies' process watchers) count as already
-    running. The one thread it would start later, on demand, is started here too: the
-    process-wide "Dask-Offload" executor thread that (de)serializes large messages, which
-    lives as long as the process. No thread is exempted from the check; a test that kills a
+    running; so does the one it would start later, on demand (``dask_offload_thread``).
+    No thread is exempted from the check; a test that kills a
     worker (whose nanny then starts a new process, and new watcher threads) uses
     ``own_dask_client``.
     """
@@ -85,7 +98,7 @@ def dask_client() -> Iterator[Any]:
 
 
 @pytest.fixture
-def own_dask_client() -> Iterator[Any]:
+def own_dask_client(dask_offload_thread: None) -> Iterator[Any]:
     """A cluster like ``dask_client``'s for one test alone, closed (threads joined) after it."""
     with _dask_cluster() as client:
         yield client
@@ -102,9 +115,6 @@ def _dask_cluster() -> Iterator[Any]:
             host="127.0.0.1",
         )
     with cluster, distributed.Client(cluster) as client:
-        from distributed.utils import offload
-
-        client.sync(offload, int)
         yield client
 
 

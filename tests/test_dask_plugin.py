@@ -160,3 +160,28 @@ def test_the_token_is_in_no_pickled_payload(dask_client: Any,
     # ... and not one payload held the token.
     token = DASK_TOKEN.encode()
     assert [kind for kind, payload in payloads if token in payload] == []
+
+
+def test_the_connection_cap_holds(dask_client: Any) -> None:
+    """With a cap of 1, two workers take turns: never two connections open at the server."""
+    ids = [f"gen-1x1-cap{n}" for n in range(300)]
+    with run_sample_server(Faults(latency=0.002)) as server:
+        settings = InspectorSettings(server.url, connection_cap=1, idle_release=0.2)
+        outcomes = _outcomes(dask_client, ids, settings, batch_size=10, max_batches_in_flight=4)
+        assert server.stats.max_open_connections == 1
+        # Both workers had their turn: the second got the lease when the first went idle.
+        assert server.stats.connections_opened == 2
+    assert set(outcomes) == set(ids)
+    assert all(isinstance(outcome, Inspection) for outcome in outcomes.values())
+
+
+def test_two_servers_behind_the_two_workers(dask_client: Any) -> None:
+    """Given two endpoints, each worker talks to its own: one connection to each server."""
+    ids = [f"gen-1x1-two{n}" for n in range(400)]
+    with run_sample_server() as first, run_sample_server() as second:
+        settings = InspectorSettings((first.url, second.url))
+        outcomes = _outcomes(dask_client, ids, settings, batch_size=10)
+        for server in (first, second):
+            assert server.stats.connections_opened == 1
+            assert server.stats.requests_by_method.get("GetDocument", 0) > 0
+    assert set(outcomes) == set(ids)

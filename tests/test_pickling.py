@@ -29,6 +29,8 @@ from inspector import (
     WidgetContainer,
 )
 from inspector.contrib.dask import BatchFailed, InspectorSettings
+from inspector.inventory.planner import DeletionPlan, StaleListing
+from inspector.inventory.scan import Failure
 from inspector.protocol import CLOSE_MESSAGE_TOO_BIG, FrameViolation
 from inspector.sources import Source, SourcesReport, Statement, build_report
 
@@ -63,6 +65,8 @@ def _models() -> List[Any]:
         SourcesReport(documents=("doc-1",), sources=()),
         build_report([INSPECTION]),
         InspectorSettings(("ws://a:1", "ws://b:2"), token_env="DOCS_TOKEN", connection_cap=3),
+        Failure("doc-9", "ServerError: GetDocument 'doc-9': error 404: no such document"),
+        DeletionPlan(listed_before=10, missing=5),
     ]
 
 
@@ -81,7 +85,8 @@ def test_model_pickles_to_an_equal_value(model: Any) -> None:
 def test_every_public_model_is_covered() -> None:
     """Every attrs class that models, sources or the Dask settings export is tested above."""
     covered = {type(m) for m in _models()}
-    modules = ["inspector.models", "inspector.sources", "inspector.contrib.dask"]
+    modules = ["inspector.models", "inspector.sources", "inspector.contrib.dask.settings",
+               "inspector.inventory.scan", "inspector.inventory.planner"]
     exported = {
         value
         for name in modules
@@ -98,7 +103,9 @@ _EXAMPLES: Dict[type, BaseException] = {
     ServerError: ServerError(404, "no such document", {"hint": ["x"]}, "GetDocument",
                              {"id": "doc-9"}),
     FrameViolation: FrameViolation("message too big", CLOSE_MESSAGE_TOO_BIG),
+    StaleListing: StaleListing(DeletionPlan(listed_before=10, missing=5), 0.2),
 }
+_EXAMPLES[StaleListing].run_id = 7  # type: ignore[attr-defined]
 
 
 def _error_classes() -> List[type]:
@@ -109,8 +116,8 @@ def _error_classes() -> List[type]:
     """
     found = set()
     for module_info in pkgutil.walk_packages(inspector.__path__, "inspector."):
-        if module_info.name == "inspector.__main__":
-            continue  # runs the command line when imported
+        if module_info.name == "inspector.__main__" or ".migrations" in module_info.name:
+            continue  # run when imported: the command line, alembic's migration scripts
         module = importlib.import_module(module_info.name)
         for name, value in vars(module).items():
             # type(value), not isinstance(): Django's lazy settings object raises on access.
@@ -153,6 +160,8 @@ def test_error_attributes_survive_pickling() -> None:
         404, "no such document", {"hint": ["x"]}, "GetDocument", {"id": "doc-9"})
     assert not server.retryable
     assert pickle.loads(pickle.dumps(_EXAMPLES[FrameViolation])).close_code == 1009
+    stale = pickle.loads(pickle.dumps(_EXAMPLES[StaleListing]))
+    assert (stale.plan, stale.threshold, stale.run_id) == (DeletionPlan(10, 5), 0.2, 7)
 
 
 def test_an_error_pickles_inside_a_batch_outcome() -> None:

@@ -16,12 +16,15 @@ Each worker process opens one :class:`~inspector.DocumentInspector` (the
 only the settings, never the token, are pickled. Documents go out in batches (one task per
 batch, never per document), a bounded number at a time, and come back as batches finish.
 :func:`scan` does the same into the inventory: ``scan(Inventory(db), client, settings, ids)``.
+
+The names are imported on first use, so that the command line can offer ``--dask`` and
+``--workers`` (:mod:`inspector.contrib.dask.cli`) without ``distributed`` installed.
 """
 
-from inspector.contrib.dask.inventory import scan
-from inspector.contrib.dask.plugin import BatchOutcome, InspectorPlugin, inspect_batch
-from inspector.contrib.dask.settings import InspectorSettings, read_token
-from inspector.contrib.dask.submission import BatchFailed, BatchPlan, inspect_across
+from __future__ import annotations
+
+import importlib
+from typing import Any
 
 __all__ = [
     "BatchFailed",
@@ -34,3 +37,22 @@ __all__ = [
     "read_token",
     "scan",
 ]
+
+_MODULES = {
+    "BatchFailed": "submission",
+    "BatchOutcome": "plugin",
+    "BatchPlan": "submission",
+    "InspectorPlugin": "plugin",
+    "InspectorSettings": "settings",
+    "inspect_across": "submission",
+    "inspect_batch": "plugin",
+    "read_token": "settings",
+    "scan": "inventory",
+}
+
+
+def __getattr__(name: str) -> Any:
+    module = _MODULES.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    return getattr(importlib.import_module(f"{__name__}.{module}"), name)

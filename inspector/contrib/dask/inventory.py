@@ -44,6 +44,7 @@ def scan(
     resume: bool = False,
     stale_threshold: Optional[float] = None,
     on_result: Optional[Callable[[str, str, Optional[str]], None]] = None,
+    on_start: Optional[Callable[[int], None]] = None,
     batch_size: int = 200,
     max_batches_in_flight: Optional[int] = None,
 ) -> RunRecord:
@@ -60,6 +61,8 @@ def scan(
         resume: Only continue a stopped scan of this selection.
         stale_threshold: See :meth:`inspector.inventory.Inventory.scan`; None: its default.
         on_result: Called with (document id, outcome, failure reason) as each is stored.
+        on_start: Called once the run is started or resumed, with the number of documents
+            it has left to do (for a progress bar).
         batch_size: Documents per task.
         max_batches_in_flight: Batches submitted at once; see :func:`inspect_across`.
 
@@ -82,6 +85,10 @@ def scan(
         list_documents=listing if list_all else None, full=full, resume=resume,
         stale_threshold=DEFAULT_STALE_THRESHOLD if stale_threshold is None else stale_threshold,
     )
+    if on_start is not None:
+        started = inventory.run(run.run_id)
+        # Failures are handed out again when a run resumes: they count as still to do.
+        on_start(started.targets - started.new - started.changed - started.unchanged)
     outcomes = inspect_across(
         client, run.pending_ids(), settings, batch_size=batch_size,
         max_batches_in_flight=max_batches_in_flight,

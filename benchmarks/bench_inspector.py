@@ -92,10 +92,10 @@ class Naive:
         self.ws.close()
 
 
-def compare(url: str, name: str, documents: List[str], runs: int,
-            max_in_flight: Any = None) -> float:
-    """Print and return the median ratio of DocumentInspector to the reference."""
-    inspector = DocumentInspector(url, max_in_flight=max_in_flight, timeout=None)
+def compare(url: str, name: str, documents: List[str], runs: int, **settings: Any) -> float:
+    """Print and return the median ratio of DocumentInspector (default settings) to the
+    reference."""
+    inspector = DocumentInspector(url, **settings)
     reference = Reference(url)
     expected = sum(len(reference.get_widgets(d)) for d in documents)
     assert sum(len(inspector.get_widgets(d)) for d in documents) == expected

@@ -23,8 +23,8 @@ Design, and why:
   time).
 * The I/O thread routes and does nothing else: parse, look the id up, resolve the Future. Work
   that follows a reply belongs to whoever waits on the Future.
-* Each request carries a deadline, watched by the I/O thread (``_Deadlines``), so a request
-  nobody waits on still fails on time and its entry is removed.
+* Each request carries a deadline, watched by the I/O thread (:mod:`inspector.pending`), so a
+  request nobody waits on still fails on time and its entry is removed.
 * When the connection ends for any reason, every waiting request fails at once with the same
   kind of error, chained from the cause, and every later request fails at once.
 
@@ -36,11 +36,9 @@ finalizer closes the session (and ``atexit`` does the same for one still alive a
 from __future__ import annotations
 
 import enum
-import heapq
 import itertools
 import logging
 import os
-import queue
 import selectors
 import socket
 import ssl
@@ -54,7 +52,6 @@ from typing import (
     Any,
     Callable,
     Deque,
-    Dict,
     Iterable,
     List,
     Mapping,
@@ -75,15 +72,17 @@ from inspector.exceptions import (
     ProtocolError,
     RequestTimeout,
     ServerError,
+    copy_error,
 )
 from inspector.handshake import handshake_headers, open_socket, shutdown_quietly
+from inspector.notifier import NotificationCallback, Notifier
+from inspector.pending import PendingRequests
 from inspector.redaction import redact_url
 
 __all__ = ["Connection", "ConnectionStats"]
 
 logger = logging.getLogger("inspector")
 
-NotificationCallback = Callable[[str, Any], None]
 Params = Optional[Mapping[str, Any]]
 
 _DEFAULT = object()  # "use the connection's request_timeout", as opposed to None (no limit)
@@ -144,63 +143,6 @@ class _Request(Future[Any]):
         self.deadline = None if timeout is None else sent_at + timeout
 
 
-class _Deadlines:
-    """When requests time out, for the I/O thread alone.
-
-    Requests mostly share one timeout and are queued in the order they were made, so their
-    deadlines mostly arrive in order: those go into a queue of bare ids (ints cost the garbage
-    collector nothing, and an answered id is simply skipped when it reaches the front). The few
-    that arrive out of order, a shorter timeout or a request that waited for a slot, go into a
-    heap.
-    """
-
-    def __init__(self) -> None:
-        self._in_order: Deque[int] = deque()
-        self._last_in_order = float("-inf")
-        self._out_of_order: List[Tuple[float, int]] = []
-
-    def add(self, request_id: int, deadline: float) -> None:
-        if deadline >= self._last_in_order:
-            self._in_order.append(request_id)
-            self._last_in_order = deadline
-        else:
-            heapq.heappush(self._out_of_order, (deadline, request_id))
-
-    def next(self, pending: Dict[int, _Request]) -> Optional[float]:
-        """The earliest deadline of a request still pending, dropping answered ones."""
-        in_order = self._in_order
-        while in_order:
-            request = pending.get(in_order[0])
-            if request is not None and request.deadline is not None:
-                earliest: Optional[float] = request.deadline
-                break
-            in_order.popleft()
-        else:
-            earliest = None
-        heap = self._out_of_order
-        while heap and heap[0][1] not in pending:
-            heapq.heappop(heap)
-        if heap and (earliest is None or heap[0][0] < earliest):
-            earliest = heap[0][0]
-        return earliest
-
-    def pop_expired(self, pending: Dict[int, _Request], now: float) -> List[_Request]:
-        """Remove from ``pending`` and return every request whose deadline has passed."""
-        expired = []
-        while self.next(pending) is not None:
-            in_order, heap = self._in_order, self._out_of_order
-            if heap and heap[0][0] <= now:
-                request_id = heapq.heappop(heap)[1]
-            elif in_order and pending[in_order[0]].deadline <= now:  # type: ignore[operator]
-                request_id = in_order.popleft()
-            else:
-                break
-            request = pending.pop(request_id, None)
-            if request is not None:
-                expired.append(request)
-        return expired
-
-
 def _describe_target(method: str, params: Params) -> str:
     target = params.get("id") if isinstance(params, Mapping) else None
     return f"{method} {target!r}" if isinstance(target, str) else method
@@ -239,7 +181,7 @@ class _Session:
         # The lock guards the pending map's membership against the failure swap, the state,
         # and the wait for a free slot; replies pop entries without it (dict.pop is atomic).
         self._lock = threading.Condition(threading.Lock())
-        self._pending: Dict[int, _Request] = {}
+        self._pending: PendingRequests[_Request] = PendingRequests()
         self._slot_waiters = 0
         self._state = _State.OPEN
         self._failure: Optional[InspectorError] = None
@@ -251,11 +193,7 @@ class _Session:
         self._wake_receive.setblocking(False)
         self._wake_send.setblocking(False)
 
-        self._subscribers: List[NotificationCallback] = []
-        self._notifications: queue.SimpleQueue[Optional[protocol.Notification]] = (
-            queue.SimpleQueue()
-        )
-        self._notifier: Optional[threading.Thread] = None
+        self._notifier = Notifier(f"inspector-notify {redact_url(url)}")
 
         self._io_thread = threading.Thread(
             target=self._run, name=f"inspector-io {redact_url(url)}", daemon=True
@@ -274,7 +212,7 @@ class _Session:
             raise ConnectionLost("this connection belongs to the parent process (os.fork)")
         failure = self._failure
         if failure is not None:
-            raise _copy_error(failure)
+            raise copy_error(failure)
 
     def request_many(
         self,
@@ -326,7 +264,7 @@ class _Session:
                             failed: Future[Any] = Future()
                             if callbacks is not None:
                                 failed.add_done_callback(callbacks[rest])
-                            _settle(failed, error=_copy_error(error))
+                            _settle(failed, error=copy_error(error))
                             futures.append(failed)
                         break
                     continue
@@ -366,8 +304,8 @@ class _Session:
                 finally:
                     self._slot_waiters -= 1
             if self._failure is not None:
-                raise _copy_error(self._failure)
-            self._pending[request_id] = entry
+                raise copy_error(self._failure)
+            self._pending.add(request_id, entry)
 
     def _wake(self) -> None:
         if not self._wake_pending:
@@ -380,26 +318,12 @@ class _Session:
     def forget(self, future: Future[Any], error: InspectorError) -> None:
         """Remove the entry of ``future`` (timed out or abandoned) and fail it with ``error``."""
         request_id = getattr(future, "request_id", None)
-        if request_id is not None and self._pending.pop(request_id, None) is not None:
+        if request_id is not None and self._pending.pop(request_id) is not None:
             self._free_slot()
             _settle(future, error=error)
 
     def subscribe(self, callback: NotificationCallback) -> Callable[[], None]:
-        with self._lock:
-            self._subscribers = [*self._subscribers, callback]
-            if self._notifier is None and self._state is _State.OPEN:
-                self._notifier = threading.Thread(
-                    target=self._deliver_notifications,
-                    name=f"inspector-notify {redact_url(self.url)}",
-                    daemon=True,
-                )
-                self._notifier.start()
-
-        def unsubscribe() -> None:
-            with self._lock:
-                self._subscribers = [s for s in self._subscribers if s is not callback]
-
-        return unsubscribe
+        return self._notifier.subscribe(callback)
 
     def close(self) -> None:
         if os.getpid() != self.pid:
@@ -419,7 +343,7 @@ class _Session:
             if self._io_thread.is_alive():
                 shutdown_quietly(self._sock)  # last resort: wake any blocked call
                 self._io_thread.join(1.0)
-        self._stop_notifier()
+        self._notifier.stop(self.close_timeout)
 
     # -- failure: every waiting request fails at once --
 
@@ -428,10 +352,10 @@ class _Session:
         if self._failure is not None:
             return
         self._failure = failure
-        pending, self._pending = self._pending, {}
+        pending = self._pending.take_all()
         self._lock.notify_all()
-        for entry in pending.values():
-            _settle(entry, error=_copy_error(failure))
+        for entry in pending:
+            _settle(entry, error=copy_error(failure))
 
     def _fail(self, failure: InspectorError) -> None:
         with self._lock:
@@ -458,14 +382,13 @@ class _Session:
         selector.register(sock, selectors.EVENT_READ)
         out = bytearray()
         writing = False
-        deadlines = _Deadlines()
         close_sent_at: Optional[float] = None
         ping_due = self._next_ping_time()
         pong_due: Optional[float] = None
         try:
             while True:
                 now = time.monotonic()
-                wait = self._wait_time(now, deadlines, close_sent_at, ping_due, pong_due)
+                wait = self._wait_time(now, close_sent_at, ping_due, pong_due)
                 if isinstance(sock, ssl.SSLSocket) and sock.pending():
                     wait = 0.0  # decrypted bytes are waiting that select cannot see
                 readable = woken = False
@@ -474,26 +397,16 @@ class _Session:
                         readable = readable or bool(mask & selectors.EVENT_READ)
                     else:
                         woken = True
-                # Take what callers queued: frames to write, deadlines to watch. The flag is
-                # cleared before the queue is read, so a request queued after this point
-                # wakes the next turn.
-                self._wake_pending = False
+                # Take what callers queued: frames to write, deadlines to watch. The wake-up
+                # bytes are drained first and the flag cleared after: a caller that queues
+                # from here on sees the flag down and writes a byte that wakes the next turn.
+                # (Cleared first, a byte written between the two would be drained here while
+                # the flag stayed up, and no caller would ever write one again.)
                 if woken:
-                    try:
-                        while self._wake_receive.recv(4096):
-                            pass
-                    except OSError:
-                        pass  # drained (BlockingIOError) or closed
-                while self._outgoing:
-                    frame, request_id = self._outgoing.popleft()
-                    out += frame
-                    if request_id is not None:
-                        self.stats.requests += 1
-                        request = self._pending.get(request_id)
-                        if request is not None and request.deadline is not None:
-                            deadlines.add(request_id, request.deadline)
-                    elif close_sent_at is None and frame[0] & 0x0F == protocol.OP_CLOSE:
-                        close_sent_at = time.monotonic()
+                    self._drain_wake_ups()
+                self._wake_pending = False
+                if self._outgoing and self._take_outgoing(out):
+                    close_sent_at = close_sent_at or time.monotonic()
                 if readable or (isinstance(sock, ssl.SSLSocket) and sock.pending()):
                     closed_by_server, pong_seen = self._read(sock, out)
                     if pong_seen:
@@ -504,7 +417,7 @@ class _Session:
                         self._fail(closed_by_server)
                         return
                 now = time.monotonic()
-                self._expire(deadlines.pop_expired(self._pending, now))
+                self._expire(self._pending.pop_expired(now))
                 if close_sent_at is not None and now - close_sent_at >= self.close_timeout:
                     return  # the server did not answer our close frame in time
                 if pong_due is not None and now >= pong_due:
@@ -545,7 +458,33 @@ class _Session:
             sock.close()
             self._wake_receive.close()
             self._wake_send.close()
-            self._notifications.put(None)
+
+    def _drain_wake_ups(self) -> None:
+        try:
+            while self._wake_receive.recv(4096):
+                pass
+        except OSError:
+            pass  # drained (BlockingIOError) or closed
+
+    def _take_outgoing(self, out: bytearray) -> bool:
+        """Move queued frames into ``out``; return whether a close frame was among them.
+
+        A method of its own, so that no request lingers in a local variable of the loop
+        while it waits: a Future kept alive there keeps alive whatever its callbacks refer
+        to, and an inspector dropped without close() would never be collected.
+        """
+        outgoing = self._outgoing
+        pending = self._pending
+        close_queued = False
+        while outgoing:
+            frame, request_id = outgoing.popleft()
+            out += frame
+            if request_id is not None:
+                self.stats.requests += 1
+                pending.watch(request_id)
+            elif frame[0] & 0x0F == protocol.OP_CLOSE:
+                close_queued = True
+        return close_queued
 
     def _next_ping_time(self) -> Optional[float]:
         return time.monotonic() + self.ping_interval if self.ping_interval else None
@@ -553,13 +492,12 @@ class _Session:
     def _wait_time(
         self,
         now: float,
-        deadlines: _Deadlines,
         close_sent_at: Optional[float],
         ping_due: Optional[float],
         pong_due: Optional[float],
     ) -> Optional[float]:
         moments = [m for m in (ping_due, pong_due) if m is not None]
-        earliest = deadlines.next(self._pending)
+        earliest = self._pending.next_deadline()
         if earliest is not None:
             moments.append(earliest)
         if close_sent_at is not None:
@@ -639,10 +577,10 @@ class _Session:
             return 0
         if isinstance(message, protocol.Notification):
             self.stats.notifications += 1
-            if self._subscribers:
-                self._notifications.put(message)
+            if self._notifier.listening:
+                self._notifier.put(message.method, message.params)
             return 0
-        entry = self._pending.pop(message.id, None)
+        entry = self._pending.pop(message.id)
         if entry is None:
             self.stats.unmatched += 1
             logger.info("ignored a reply to id %d: unknown, repeated, or after its timeout",
@@ -673,25 +611,6 @@ class _Session:
                 f"{request.timeout}s"
             ))
 
-    # -- notifications, on their own thread so a callback may block or call back --
-
-    def _deliver_notifications(self) -> None:
-        while True:
-            message = self._notifications.get()
-            if message is None:
-                return
-            for callback in self._subscribers:
-                try:
-                    callback(message.method, message.params)
-                except Exception:
-                    logger.exception("notification callback %r raised; ignored", callback)
-
-    def _stop_notifier(self) -> None:
-        notifier = self._notifier
-        if notifier is not None and threading.current_thread() is not notifier:
-            self._notifications.put(None)
-            notifier.join(self.close_timeout)
-
 
 def _settle(future: Future[Any], result: Any = None, error: Optional[BaseException] = None) -> None:
     # A future is settled by exactly one of reply, timeout, loss or forget (the pop from the
@@ -703,13 +622,6 @@ def _settle(future: Future[Any], result: Any = None, error: Optional[BaseExcepti
             future.set_result(result)
     except InvalidStateError:
         pass
-
-
-def _copy_error(error: InspectorError) -> InspectorError:
-    """A fresh instance of ``error`` with the same cause, for one more waiter to raise."""
-    copy = type(error)(str(error))
-    copy.__cause__ = error.__cause__
-    return copy
 
 
 def _describe_loss(exc: BaseException) -> str:

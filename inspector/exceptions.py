@@ -18,10 +18,12 @@ No message built here ever includes a token: handshake headers are never formatt
 
 from __future__ import annotations
 
+import copy as copy_module
 from typing import Any, Mapping, Optional, Tuple
 
 __all__ = [
     "ClientClosed",
+    "copy_error",
     "ConnectionFailed",
     "ConnectionLost",
     "InspectorError",
@@ -134,3 +136,14 @@ class InvalidArgument(InspectorError, ValueError):
 
     Also a builtin :class:`ValueError`, as Python code expects of a bad argument.
     """
+
+
+def copy_error(error: InspectorError) -> InspectorError:
+    """A fresh instance of ``error``, attributes and cause included, for one more waiter.
+
+    One instance raised in several threads at once would have its traceback rewritten by each.
+    """
+    copy = copy_module.copy(error)
+    copy.__cause__ = error.__cause__
+    copy.__suppress_context__ = error.__suppress_context__
+    return copy

@@ -20,6 +20,16 @@ Two sources answer every lookup, and neither does any I/O after import:
   requests, from any number of servers, return equal objects.
 
 Returned objects are shared and must not be mutated.
+
+What one server lists, and how its documents change, is kept apart from the shared catalog:
+
+* :class:`DocumentListing` names the documents ``ListDocuments`` returns, in a stable order
+  (the catalog's, then ``generated`` documents ``gen-2x2-n0000001`` ... by number, then added
+  ones), in pages whose cursor (the last id given) stays valid while documents come and go.
+* :class:`LiveCatalog` answers lookups with one server's changes applied, and makes them:
+  :meth:`LiveCatalog.mutate` changes a widget's SQL, adds or removes a widget, adds or removes a
+  document, and bumps the document's ``updatedAt``. It is given the time and has a seeded random
+  generator, so tests repeat it exactly.
 """
 
 from __future__ import annotations

@@ -12,8 +12,8 @@ Documents that come, go and change, for clients that keep a copy (the inventory)
   cursor is the last id of the page before; it stays valid while documents are added and
   removed, and no document present throughout is skipped or named twice. A ``cursor`` that is
   not an id the server listed, or a ``limit`` that is not an integer >= 1, gets error 400 naming
-  it. ``Faults.ignore_paging`` (``--ignore-paging``) makes an older server that answers every
-  id, whatever the params.
+  it. ``Faults.ignore_paging`` (``--ignore-paging``) makes it answer as an older server does:
+  every id, whatever the params.
 * Every generated document, and every document once changed, carries ``updatedAt`` (ISO 8601
   UTC); the catalog's keep the one they ship with (``doc-1`` and the folders ship without, as
   ``PROTOCOL.md`` shows ``doc-1``). A change to a document, its containers or widgets bumps it.
@@ -455,16 +455,11 @@ class _DocumentsService:
         return _found(self._catalog.widget(_object_id(params)), "widget", params)
 
     def _list_documents(self, params: JSONObject) -> JSONObject:
-        cursor = params.get("cursor")
-        limit = params.get("limit")
-        if self.faults.ignore_paging or (cursor is None and limit is None):
+        if self.faults.ignore_paging:
             return self._every_document_id()
-        if cursor is not None and type(cursor) is not str:
-            raise _RequestError(400, "params.cursor must be a string or null", {"param": "cursor"})
-        if limit is not None and (type(limit) is not int or limit < 1):
-            raise _RequestError(
-                400, "params.limit must be an integer >= 1 or null", {"param": "limit"}
-            )
+        cursor, limit = _paging_params(params)
+        if cursor is None and limit is None:
+            return self._every_document_id()
         try:
             ids, next_cursor = self._catalog.listing.page(cursor, limit)
         except InvalidArgument:
@@ -492,6 +487,10 @@ class _DocumentsService:
         if notify:
             await self.broadcast(_encode(mutation.notification()), notification=True)
         return mutation
+
+    async def document_ids(self) -> List[str]:
+        """Return the ids listed now (a copy)."""
+        return self._catalog.listing.ids()
 
     async def _mutate_periodically(self, every: float) -> None:
         while True:
@@ -792,6 +791,18 @@ def _object_id(params: JSONObject) -> str:
     return object_id
 
 
+def _paging_params(params: JSONObject) -> Tuple[Optional[str], Optional[int]]:
+    """Return ListDocuments' (cursor, limit), or raise for a value of the wrong type."""
+    cursor = params.get("cursor")
+    limit = params.get("limit")
+    if cursor is not None and type(cursor) is not str:
+        raise _RequestError(400, "params.cursor must be a string or null", {"param": "cursor"})
+    # type() rather than isinstance(): True is an int, but not a limit.
+    if limit is not None and (type(limit) is not int or limit < 1):
+        raise _RequestError(400, "params.limit must be an integer >= 1 or null", {"param": "limit"})
+    return cursor, limit
+
+
 def _found(found: Optional[JSONObject], what: str, params: JSONObject) -> JSONObject:
     if found is None:
         raise _RequestError(404, f"no such {what}", {"id": params["id"]})
@@ -984,6 +995,14 @@ class SampleServer:
             RuntimeError: The server is not running.
         """
         return self._call(self._service.mutate(document_id, kind, notify))
+
+    def document_ids(self) -> List[str]:
+        """Return the ids ``ListDocuments {}`` names now, in order: the expected listing.
+
+        Raises:
+            RuntimeError: The server is not running.
+        """
+        return self._call(self._service.document_ids())
 
     def _call(self, coroutine: Coroutine[Any, Any, _T]) -> _T:
         loop = self._loop

@@ -28,7 +28,7 @@ import websocket
 from support import MS, wait_until
 
 from inspector import Connection, InvalidArgument
-from inspector.sample_catalog import MUTATION_KINDS, listed_generated_id
+from inspector.sample_catalog import MUTATION_KINDS, listed_generated_id, load_catalog
 from inspector.server import (
     JUNK_KINDS,
     Faults,
@@ -626,7 +626,11 @@ def test_mutate_changes_sql_and_notifies_every_connection(sample_server: SampleS
         widget = result_of(second, "GetWidgetProperties", mutation.object_id)
     assert mutation.kind == "sql" and ISO_UTC.fullmatch(str(mutation.updated_at))
     assert document["updatedAt"] == mutation.updated_at > before["updatedAt"]
-    assert any("WHERE revision = " in s.get("sql", "") for s in widget["dataSources"])
+    shipped = load_catalog().widget(mutation.object_id)
+    assert shipped is not None
+    assert [s.get("sql") for s in widget["dataSources"]] != [
+        s.get("sql") for s in shipped["dataSources"]
+    ]
     assert sample_server.stats.mutations == 1 and sample_server.stats.notifications_sent == 2
 
 
@@ -662,6 +666,7 @@ def test_mutate_documents_removed_and_added(sample_server: SampleServer) -> None
         document = result_of(ws, "GetDocument", added.document_id)
     assert removed == Mutation("remove_document", "doc-3", None)
     assert "doc-3" not in ids and ids[-1] == added.document_id
+    assert sample_server.document_ids() == ids
     assert document["updatedAt"] == added.updated_at
 
 

@@ -38,17 +38,22 @@ def test_scan_on_a_running_cluster(dask_client: Any, tmp_path: Any,
 
 def test_scan_on_a_local_cluster_of_its_own(dask_offload_thread: None, tmp_path: Any,
                                             capsys: pytest.CaptureFixture[str]) -> None:
-    """--workers 2 starts a cluster for the scan and stops it after; failures exit 1."""
+    """--workers 2 starts a cluster for the scan and stops it after; failures exit 1; the cap
+    holds; a second scan finds every document unchanged."""
     db = str(tmp_path / "inventory.db")
     ids: List[str] = [f"gen-1x2-w{n}" for n in range(200)] + ["doc-missing"]
     with run_sample_server() as server:
         status, report, err = _scan(capsys, "--url", server.url, "--db", db, "--workers", "2",
                                     "--connection-cap", "1", *ids)
         assert server.stats.max_open_connections == 1
-    assert status == 1
-    assert (report["new"], report["failed"]) == (200, 1)
-    assert report["failures"][0]["document"] == "doc-missing"
-    assert "doc-missing" in err and "Traceback" not in err
+        assert status == 1
+        assert (report["new"], report["failed"]) == (200, 1)
+        assert report["failures"][0]["document"] == "doc-missing"
+        assert "doc-missing" in err and "Traceback" not in err
+        status, report, err = _scan(capsys, "--url", server.url, "--db", db, "--workers", "1",
+                                    *ids[:-1])
+    assert status == 0, err
+    assert (report["unchanged"], report["new"], report["failed"]) == (200, 0, 0)
 
 
 def test_a_refused_token_stops_the_run_resumably(dask_client: Any, tmp_path: Any,

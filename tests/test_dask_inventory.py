@@ -104,3 +104,19 @@ def test_a_worker_killed_during_a_scan_into_the_inventory(own_dask_client: Any,
         assert inventory.check_integrity() == []
     own_dask_client.wait_for_workers(2, timeout=30_000 * MS)
     wait_until(lambda: victim not in own_dask_client.run(os.getpid).values(), 30_000 * MS)
+
+
+def test_a_second_scan_is_incremental(dask_client: Any, inventory_db: str) -> None:
+    """Unchanged documents cost one request each on the workers; a changed one is re-read."""
+    ids = [f"gen-2x2-inc{n}" for n in range(200)]
+    with run_sample_server() as server, Inventory(inventory_db) as inventory:
+        settings = InspectorSettings(server.url)
+        first = scan(inventory, dask_client, settings, ids, batch_size=50)
+        assert (first.new, first.unchanged) == (200, 0)
+        containers_before = server.stats.requests_by_method["GetWidgetContainer"]
+        server.mutate(ids[7], "sql", notify=False)
+        second = scan(inventory, dask_client, settings, ids, batch_size=50)
+        assert (second.new, second.changed, second.unchanged) == (0, 1, 199)
+        # Only the changed document's containers were asked for again.
+        assert server.stats.requests_by_method["GetWidgetContainer"] == containers_before + 2
+        assert inventory.check_integrity() == []

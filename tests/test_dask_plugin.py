@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import pickle
 import signal
-from typing import Any, Dict, List, Tuple
+from typing import Any, Dict, List, Optional, Tuple
 
 import pytest
 from conftest import DASK_TOKEN, DASK_TOKEN_ENV
@@ -185,3 +185,17 @@ def test_two_servers_behind_the_two_workers(dask_client: Any) -> None:
             assert server.stats.connections_opened == 1
             assert server.stats.requests_by_method.get("GetDocument", 0) > 0
     assert set(outcomes) == set(ids)
+
+
+def test_an_inspector_sent_to_a_worker_says_to_use_the_plugin(dask_client: Any) -> None:
+    """An inspector passed to a task by accident fails at once, naming InspectorPlugin."""
+    with run_sample_server() as server, DocumentInspector(server.url) as di:
+        with pytest.raises(Exception) as caught:
+            dask_client.submit(repr, di).result()
+    chain = []
+    error: Optional[BaseException] = caught.value
+    while error is not None:
+        chain.append(error)
+        error = error.__cause__ or error.__context__
+    assert any(isinstance(e, InspectorError) and "InspectorPlugin" in str(e) for e in chain), \
+        chain

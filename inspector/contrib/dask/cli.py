@@ -9,6 +9,7 @@ instead of its one inspector. Nothing here imports ``distributed`` until a scan 
 from __future__ import annotations
 
 import argparse
+import asyncio
 import contextlib
 import logging
 import os
@@ -101,12 +102,21 @@ def _client(distributed: Any, args: argparse.Namespace) -> Iterator[Any]:
                 distributed.Client(cluster) as client:
             yield client
         return
+    timeout = max(args.timeout or 30.0, 1.0)
     try:
-        client = distributed.Client(args.dask, timeout=max(args.timeout or 30.0, 1.0))
+        # Tried first on a loop of its own: a Client that cannot connect raises from its
+        # constructor and leaves its event-loop thread behind, with no object to close.
+        asyncio.run(_probe(distributed, args.dask, timeout))
+        client = distributed.Client(args.dask, timeout=timeout)
     except (OSError, ValueError) as error:
         raise UsageError(f"cannot reach the Dask scheduler at {args.dask}: {error}") from None
     with client:
         yield client
+
+
+async def _probe(distributed: Any, address: str, timeout: float) -> None:
+    comm = await distributed.comm.connect(address, timeout=timeout)
+    await comm.close()
 
 
 @contextlib.contextmanager

@@ -93,22 +93,27 @@ def dask_client(dask_offload_thread: None) -> Iterator[Any]:
     worker (whose nanny then starts a new process, and new watcher threads) uses
     ``own_dask_client``.
     """
-    with _dask_cluster() as client:
+    with start_dask_cluster() as client:
         yield client
 
 
 @pytest.fixture
 def own_dask_client(dask_offload_thread: None) -> Iterator[Any]:
     """A cluster like ``dask_client``'s for one test alone, closed (threads joined) after it."""
-    with _dask_cluster() as client:
+    with start_dask_cluster() as client:
         yield client
 
 
 @contextlib.contextmanager
-def _dask_cluster() -> Iterator[Any]:
+def start_dask_cluster(**environment: str) -> Iterator[Any]:
+    """A LocalCluster of 2 worker processes, 1 thread each, whose workers have the test token
+    and ``environment`` in theirs; yield its client. A test that starts one itself asks for
+    the ``dask_offload_thread`` fixture."""
     distributed = pytest.importorskip("distributed")
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv(DASK_TOKEN_ENV, DASK_TOKEN)
+        for name, value in environment.items():
+            patch.setenv(name, value)
         # dashboard ":0": a free port, as other clusters may run on this machine.
         cluster = distributed.LocalCluster(
             n_workers=2, processes=True, threads_per_worker=1, dashboard_address=":0",

@@ -7,15 +7,17 @@ import signal
 from typing import Any, List, Optional, Tuple
 
 import pytest
+from conftest import start_dask_cluster
 from support import MS, wait_until
 
+from inspector import InvalidArgument
 from inspector.sample_catalog import load_catalog
 from inspector.server import Faults, run_sample_server
 
 distributed = pytest.importorskip("distributed")
 pytest.importorskip("sqlalchemy")
 
-from inspector.contrib.dask import InspectorSettings, scan  # noqa: E402
+from inspector.contrib.dask import InspectorSettings, StoreUnavailable, scan  # noqa: E402
 from inspector.inventory import Inventory  # noqa: E402
 
 pytestmark = pytest.mark.timeout(180)
@@ -120,3 +122,67 @@ def test_a_second_scan_is_incremental(dask_client: Any, inventory_db: str) -> No
         # Only the changed document's containers were asked for again.
         assert server.stats.requests_by_method["GetWidgetContainer"] == containers_before + 2
         assert inventory.check_integrity() == []
+
+
+DB_ENV = "INSPECTOR_DASK_TEST_DB"
+DB_PASSWORD = "pw-9c41e7-never-pickled"
+
+
+@pytest.fixture
+def postgresql_with_password(postgresql_url: str) -> str:
+    """The test database's URL with a distinctive password (the server trusts local users)."""
+    return postgresql_url.replace("inventory@", f"inventory:{DB_PASSWORD}@", 1)
+
+
+def test_workers_write_into_postgresql(dask_offload_thread: None, postgresql_with_password: str,
+                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    """With workers_write, each worker records its batches; the password never travels."""
+    import distributed.comm.tcp as tcp
+
+    frames: List[bytes] = []
+    to_frames = tcp.to_frames
+
+    async def recording_to_frames(msg: Any, *args: Any, **kwargs: Any) -> Any:
+        written = await to_frames(msg, *args, **kwargs)
+        frames.extend(bytes(frame) for frame in written)
+        return written
+
+    monkeypatch.setattr(tcp, "to_frames", recording_to_frames)
+    ids = [f"gen-1x2-pg{n}" for n in range(300)] + ["doc-missing"]
+    with start_dask_cluster(**{DB_ENV: postgresql_with_password}) as client, \
+            run_sample_server() as server, Inventory(postgresql_with_password) as inventory:
+        settings = InspectorSettings(server.url, store_env=DB_ENV)
+        seen: List[str] = []
+        first = scan(inventory, client, settings, ids, workers_write=True, batch_size=25,
+                     on_result=lambda document_id, *_: seen.append(document_id))
+        assert (first.status, first.new, first.failed) == ("completed", 300, 1)
+        assert sorted(seen) == sorted(ids)
+        [(failed_id, reason)] = inventory.failures(first.id)
+        assert failed_id == "doc-missing" and "404" in reason
+        second = scan(inventory, client, settings, ids[:-1], workers_write=True, batch_size=25)
+        assert (second.unchanged, second.new, second.failed) == (300, 0, 0)
+        assert inventory.check_integrity() == []
+    sent = b"".join(frames)
+    assert b"gen-1x2-pg7" in sent  # the capture saw the batches
+    assert DB_PASSWORD.encode() not in sent
+
+
+def test_workers_write_refuses_sqlite(dask_client: Any, tmp_path: Any) -> None:
+    """SQLite takes one writer: workers_write is refused by name, nothing submitted."""
+    with Inventory(str(tmp_path / "inventory.db")) as inventory:
+        with pytest.raises(InvalidArgument, match="workers_write"):
+            scan(inventory, dask_client, InspectorSettings("ws://127.0.0.1:1", store_env=DB_ENV),
+                 ["doc-1"], workers_write=True)
+        [run] = inventory.runs()
+        assert run.status == "interrupted"
+
+
+def test_workers_without_the_database_url_stop_the_run(dask_client: Any,
+                                                       postgresql_url: str) -> None:
+    """Workers that cannot reach the inventory stop the run, resumably, naming the variable."""
+    with run_sample_server() as server, Inventory(postgresql_url) as inventory:
+        settings = InspectorSettings(server.url, store_env="INSPECTOR_DASK_TEST_UNSET_DB")
+        with pytest.raises(StoreUnavailable, match="INSPECTOR_DASK_TEST_UNSET_DB is not set"):
+            scan(inventory, dask_client, settings, ["doc-1", "doc-2"], workers_write=True)
+        [run] = inventory.runs()
+        assert (run.status, run.new, run.failed) == ("interrupted", 0, 0)

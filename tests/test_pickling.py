@@ -28,7 +28,7 @@ from inspector import (
     Widget,
     WidgetContainer,
 )
-from inspector.contrib.dask import BatchFailed, InspectorSettings
+from inspector.contrib.dask import BatchFailed, InspectorSettings, Recorded, WriteTo
 from inspector.inventory.planner import DeletionPlan, StaleListing
 from inspector.inventory.scan import Failure
 from inspector.protocol import CLOSE_MESSAGE_TOO_BIG, FrameViolation
@@ -67,6 +67,8 @@ def _models() -> List[Any]:
         InspectorSettings(("ws://a:1", "ws://b:2"), token_env="DOCS_TOKEN", connection_cap=3),
         Failure("doc-9", "ServerError: GetDocument 'doc-9': error 404: no such document"),
         DeletionPlan(listed_before=10, missing=5),
+        WriteTo(run_id=3, database="postgresql+psycopg://inventory:***@db/inventory"),
+        Recorded("failed", "ServerError: no such document"), Recorded("new"),
     ]
 
 
@@ -86,6 +88,7 @@ def test_every_public_model_is_covered() -> None:
     """Every attrs class that models, sources or the Dask settings export is tested above."""
     covered = {type(m) for m in _models()}
     modules = ["inspector.models", "inspector.sources", "inspector.contrib.dask.settings",
+               "inspector.contrib.dask.writing",
                "inspector.inventory.scan", "inspector.inventory.planner"]
     exported = {
         value

@@ -8,6 +8,11 @@ whole only the documents that changed, and records each outcome as its batch com
 transaction per document. That suits SQLite, which takes one writer, and PostgreSQL alike; the
 database and its password never travel to a worker.
 
+With a PostgreSQL inventory the workers may write instead (``workers_write``): each records
+its batch's outcomes and sends back only what it recorded, so the writing scales with the
+workers (see :mod:`inspector.contrib.dask.writing`); this process still starts, hands out and
+finishes the run.
+
 A batch whose worker dies runs again elsewhere; its outcomes arrive once, and recording is
 idempotent besides, so nothing is stored twice. A document that fails is recorded as failed
 (a later ``resume`` tries it again), never retried for ever. A token or URL the server refuses
@@ -17,20 +22,51 @@ selection continues it.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, Callable, List, Optional, Sequence
+from typing import TYPE_CHECKING, Any, Callable, Dict, Iterator, List, Optional, Sequence
 
 from distributed import Client
 
 from inspector.client import DocumentInspector
 from inspector.contrib.dask.settings import InspectorSettings, read_token
 from inspector.contrib.dask.submission import inspect_across
-from inspector.exceptions import ConnectionFailed, InspectorError
+from inspector.contrib.dask.writing import (
+    Recorded,
+    StoreUnavailable,
+    WriteTo,
+    database_identity,
+)
+from inspector.exceptions import ConnectionFailed, InspectorError, InvalidArgument
 
 if TYPE_CHECKING:
     from inspector.inventory.inventory import Inventory
     from inspector.inventory.queries import RunRecord
+    from inspector.inventory.store import Store
 
 __all__ = ["scan"]
+
+
+class _Pending:
+    """A run's documents still to do, read from the store a page at a time, and the stored
+    fingerprint of each kept only until its batch is cut (memory bounded by one page)."""
+
+    def __init__(self, store: Store, run_id: int) -> None:
+        self._store = store
+        self._run_id = run_id
+        self._fingerprints: Dict[str, Optional[str]] = {}
+
+    def ids(self) -> Iterator[str]:
+        after = -1
+        while True:
+            page = self._store.pending(self._run_id, after=after)
+            if not page:
+                return
+            for document in page:
+                self._fingerprints[document.document_id] = document.fingerprint
+                yield document.document_id
+            after = page[-1].ordinal
+
+    def stored_fingerprint(self, document_id: str) -> Optional[str]:
+        return self._fingerprints.pop(document_id, None)
 
 
 def scan(
@@ -47,6 +83,7 @@ def scan(
     on_start: Optional[Callable[[int], None]] = None,
     batch_size: int = 200,
     max_batches_in_flight: Optional[int] = None,
+    workers_write: bool = False,
 ) -> RunRecord:
     """Scan documents into ``inventory``, inspecting them on ``client``'s cluster.
 
@@ -65,6 +102,8 @@ def scan(
             it has left to do (for a progress bar).
         batch_size: Documents per task.
         max_batches_in_flight: Batches submitted at once; see :func:`inspect_across`.
+        workers_write: The workers record the outcomes (a PostgreSQL inventory; the
+            variable ``settings.store_env`` names holds its URL on each worker).
 
     Returns:
         The run's record, as the single-process scan returns it.
@@ -89,21 +128,32 @@ def scan(
         started = inventory.run(run.run_id)
         # Failures are handed out again when a run resumes: they count as still to do.
         on_start(started.targets - started.new - started.changed - started.unchanged)
+    write_to = None
+    if workers_write:
+        if inventory.engine.dialect.name == "sqlite":
+            run.finish("interrupted", "workers_write needs a database of many writers")
+            raise InvalidArgument("workers_write: SQLite takes one writer; use PostgreSQL, "
+                                  "or let this process write")
+        write_to = WriteTo(run.run_id, database_identity(inventory.engine))
+    pending = _Pending(inventory.store, run.run_id)
     outcomes = inspect_across(
-        client, run.pending_ids(), settings, batch_size=batch_size,
+        client, pending.ids(), settings, batch_size=batch_size,
         max_batches_in_flight=max_batches_in_flight,
-        stored_fingerprint=run.stored_fingerprint, full=run.full,
+        stored_fingerprint=pending.stored_fingerprint, full=run.full, write_to=write_to,
     )
     try:
         for document_id, outcome in outcomes:
-            result: Any = outcome
-            if isinstance(outcome, InspectorError):
-                result = Failure.from_error(document_id, outcome)
-            recorded = run.record(document_id, result)
+            if isinstance(outcome, Recorded):  # a worker stored it
+                recorded, reason = outcome.outcome, outcome.reason
+            else:
+                result: Any = outcome
+                if isinstance(outcome, InspectorError):
+                    result = Failure.from_error(document_id, outcome)
+                recorded = run.record(document_id, result)
+                reason = result.reason if isinstance(result, Failure) else None
             if on_result is not None:
-                on_result(document_id, recorded,
-                          result.reason if isinstance(result, Failure) else None)
-    except ConnectionFailed as error:  # refused for good: every batch would fail alike
+                on_result(document_id, recorded, reason)
+    except (ConnectionFailed, StoreUnavailable) as error:  # every batch would fail alike
         run.finish("interrupted", f"{type(error).__name__}: {error}")
         raise
     except BaseException:  # Ctrl-C, the store or the cluster failed: resumable

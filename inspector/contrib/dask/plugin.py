@@ -48,6 +48,7 @@ from distributed.diagnostics.plugin import WorkerPlugin
 
 from inspector.client import DocumentInspector
 from inspector.contrib.dask.settings import InspectorSettings, read_token
+from inspector.contrib.dask.writing import Recorded, WorkerStore, WriteTo
 from inspector.exceptions import ClientClosed, InspectorError
 from inspector.models import Document, Inspection
 from inspector.redaction import redact_url
@@ -60,8 +61,9 @@ __all__ = ["BatchOutcome", "InspectorPlugin", "inspect_batch"]
 logger = logging.getLogger("inspector.contrib.dask")
 
 #: What a batch returns per document: its id, and its inspection, its ``Document`` alone when
-#: it had not changed since it was stored (see ``fingerprints``), or the error it failed with.
-BatchOutcome = Tuple[str, Union[Inspection, Document, InspectorError]]
+#: it had not changed since it was stored (see ``fingerprints``), the error it failed with, or
+#: what the worker recorded of it in the inventory (see ``write_to``).
+BatchOutcome = Tuple[str, Union[Inspection, Document, InspectorError, Recorded]]
 
 #: Per document of a batch, the fingerprint of its stored version (None: none stored).
 Fingerprints = Mapping[str, Optional[str]]
@@ -103,6 +105,7 @@ class InspectorPlugin(WorkerPlugin):
         self._idle_timer: Optional[threading.Timer] = None
         self._closed = False
         self._setup_error: Optional[BaseException] = None
+        self._store = WorkerStore(self.settings)
 
     def __getstate__(self) -> Dict[str, Any]:
         # The settings only: never the token, a socket or a lock.
@@ -145,6 +148,7 @@ class InspectorPlugin(WorkerPlugin):
         with self._lock:
             self._closed = True
             self._close_connection()
+        self._store.close()
         if self._lease is not None:
             # Stop refreshing leases; not Semaphore.close(), which would close it for everyone.
             refresh = getattr(self._lease, "refresh_callback", None)
@@ -154,7 +158,8 @@ class InspectorPlugin(WorkerPlugin):
     # -- batches --
 
     def inspect(self, document_ids: Sequence[str], fingerprints: Optional[Fingerprints] = None,
-                *, full: bool = False) -> List[BatchOutcome]:
+                *, full: bool = False, write_to: Optional[WriteTo] = None
+                ) -> List[BatchOutcome]:
         """Inspect a batch with this worker's inspector; each document's outcome, in order.
 
         A document that fails is returned with its error, not raised. The batch itself fails
@@ -167,6 +172,8 @@ class InspectorPlugin(WorkerPlugin):
                 document whose ``GetDocument`` reply still matches it is returned as that
                 ``Document`` after one request, not inspected whole. None: inspect all.
             full: Inspect every document whole even so (the fingerprints are then unused).
+            write_to: Record each outcome in the inventory from here, and return only what
+                was recorded (see :mod:`inspector.contrib.dask.writing`).
 
         Raises:
             ClientClosed: the plugin was torn down during the batch.
@@ -177,7 +184,7 @@ class InspectorPlugin(WorkerPlugin):
         if fingerprints is not None and not full:
             options["should_inspect"] = _changed_since(fingerprints)
         try:
-            outcomes: List[BatchOutcome] = []
+            outcomes: List[Tuple[str, Union[Inspection, Document, InspectorError]]] = []
             for document_id, outcome in zip(
                 document_ids,
                 inspector.inspect_many(document_ids, return_exceptions=True, **options),
@@ -185,9 +192,11 @@ class InspectorPlugin(WorkerPlugin):
                 if isinstance(outcome, ClientClosed):
                     raise outcome
                 outcomes.append((document_id, outcome))
-            return outcomes
         finally:
             self._end_batch()
+        if write_to is None:
+            return list(outcomes)
+        return list(self._store.record(write_to, outcomes))
 
     def _start_batch(self) -> DocumentInspector:
         with self._lock:
@@ -276,6 +285,7 @@ def inspect_batch(
     plugin_name: str,
     fingerprints: Optional[Fingerprints] = None,
     full: bool = False,
+    write_to: Optional[WriteTo] = None,
 ) -> List[BatchOutcome]:
     """The task: inspect a batch of documents with the inspector of the worker it runs on.
 
@@ -284,6 +294,7 @@ def inspect_batch(
         plugin_name: The name the :class:`InspectorPlugin` was registered under.
         fingerprints: See :meth:`InspectorPlugin.inspect`.
         full: See :meth:`InspectorPlugin.inspect`.
+        write_to: See :meth:`InspectorPlugin.inspect`.
 
     Returns:
         ``(document_id, outcome)`` per document, in the order given: its ``Inspection``, its
@@ -295,4 +306,4 @@ def inspect_batch(
             f"no InspectorPlugin {plugin_name!r} on this worker: register it with "
             "client.register_plugin(InspectorPlugin(settings))"
         )
-    return plugin.inspect(document_ids, fingerprints, full=full)
+    return plugin.inspect(document_ids, fingerprints, full=full, write_to=write_to)

@@ -20,7 +20,7 @@ import attrs
 from inspector.exceptions import InspectorError, InvalidArgument
 from inspector.redaction import redact, redact_url
 
-__all__ = ["InspectorSettings", "read_token"]
+__all__ = ["InspectorSettings", "read_store_url", "read_token"]
 
 # The variable read when the settings name none, as on the command line.
 DEFAULT_TOKEN_ENV = "INSPECTOR_TOKEN"
@@ -73,9 +73,9 @@ def _not_negative(instance: Any, attribute: Any, value: int) -> None:
 
 def _check_token_env(instance: Any, attribute: Any, value: Optional[str]) -> None:
     if value is not None and not re.match(r"^[A-Za-z_][A-Za-z0-9_]*$", value):
-        # The value is not repeated: it may be a token given here by mistake.
-        raise InvalidArgument("token_env takes the name of an environment variable, never "
-                              "the token itself")
+        # The value is not repeated: it may be a secret given here by mistake.
+        raise InvalidArgument(f"{attribute.name} takes the name of an environment variable, "
+                              "never the secret itself")
 
 
 def _check_callback(instance: Any, attribute: Any, value: Optional[str]) -> None:
@@ -105,6 +105,9 @@ class InspectorSettings:
             at once (a ``distributed.Semaphore`` per endpoint); None: no cap.
         idle_release: Seconds a worker keeps its connection, and its lease under the cap, with
             no batch to run; then it closes it so that a worker beyond the cap gets its turn.
+        store_env: For workers that write to the inventory themselves (PostgreSQL): the NAME
+            of the environment variable holding the database URL on the workers (the URL
+            carries a password, so it never travels with the settings).
 
     Raises:
         InvalidArgument: a value that cannot be used, named; a URL that carries a credential.
@@ -121,6 +124,7 @@ class InspectorSettings:
     token_callback: Optional[str] = attrs.field(default=None, validator=_check_callback)
     connection_cap: Optional[int] = attrs.field(default=None, validator=_at_least_one)
     idle_release: float = attrs.field(default=2.0, validator=_positive)
+    store_env: Optional[str] = attrs.field(default=None, validator=_check_token_env)
 
     def __repr__(self) -> str:
         urls = ", ".join(redact_url(url) for url in self.url)
@@ -187,3 +191,19 @@ def read_token(settings: InspectorSettings) -> Optional[str]:
             f"the environment variable {settings.token_env} is not set or empty on this worker"
         )
     return token
+
+
+def read_store_url(settings: InspectorSettings) -> str:
+    """Read the inventory's database URL where ``store_env`` says, in this process (a worker).
+
+    Raises:
+        InspectorError: ``store_env`` is not given, or its variable is not set here.
+    """
+    if settings.store_env is None:
+        raise InspectorError("these settings name no store_env: the workers cannot write")
+    url = os.environ.get(settings.store_env)
+    if not url:
+        raise InspectorError(
+            f"the environment variable {settings.store_env} is not set or empty on this worker"
+        )
+    return url

@@ -17,6 +17,7 @@ from distributed import Client, Future, as_completed
 
 from inspector.contrib.dask.plugin import BatchOutcome, InspectorPlugin, inspect_batch
 from inspector.contrib.dask.settings import InspectorSettings
+from inspector.contrib.dask.writing import StoreUnavailable, WriteTo
 from inspector.exceptions import ConnectionFailed, InspectorError, InvalidArgument
 
 __all__ = ["Batch", "BatchFailed", "BatchPlan", "inspect_across"]
@@ -104,6 +105,7 @@ def inspect_across(
     batch_attempts: int = 3,
     stored_fingerprint: Optional[Callable[[str], Optional[str]]] = None,
     full: bool = False,
+    write_to: Optional[WriteTo] = None,
 ) -> Generator[BatchOutcome, None, None]:
     """Inspect documents across a Dask cluster; yield each one's outcome as its batch finishes.
 
@@ -126,6 +128,9 @@ def inspect_across(
             version (None: none), asked as each batch is cut and sent with it; a document
             whose ``GetDocument`` reply still matches comes back as its ``Document`` alone.
         full: Inspect every document whole, stored fingerprints or not.
+        write_to: The workers record each outcome in this run of the inventory themselves
+            (PostgreSQL; ``settings.store_env`` names the database URL's variable on the
+            workers) and yield only a :class:`~inspector.contrib.dask.writing.Recorded`.
 
     Yields:
         ``(document_id, Inspection or InspectorError)``; a document that failed is yielded
@@ -133,6 +138,8 @@ def inspect_across(
 
     Raises:
         InvalidArgument: a number out of range.
+        ConnectionFailed: the server refused the workers for good (``final``: a token refused).
+        StoreUnavailable: the workers cannot write to the inventory (with ``write_to``).
     """
     plan = BatchPlan(document_ids, batch_size=batch_size, batch_attempts=batch_attempts)
     if max_batches_in_flight is None:
@@ -156,7 +163,7 @@ def inspect_across(
         if stored_fingerprint is not None and not full:
             fingerprints = {i: stored_fingerprint(i) for i in batch.document_ids}
         future = client.submit(inspect_batch, batch.document_ids, plugin.name, fingerprints,
-                               full, key=key, pure=False)
+                               full, write_to, key=key, pure=False)
         in_flight[key] = (batch, future)
         completed.add(future)  # type: ignore[no-untyped-call]
         return True
@@ -170,8 +177,9 @@ def inspect_across(
                 outcomes: List[BatchOutcome] = future.result()
             else:
                 error = future.exception()
-                if isinstance(error, ConnectionFailed) and error.final:
-                    raise error  # the token or the URL was refused: every batch would fail
+                if isinstance(error, StoreUnavailable) or (
+                        isinstance(error, ConnectionFailed) and error.final):
+                    raise error  # every batch would fail alike: the token was refused, ...
                 outcomes = plan.failed(batch, error)
             future.release()
             while len(in_flight) < max_batches_in_flight and submit():

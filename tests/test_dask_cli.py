@@ -91,3 +91,25 @@ def test_an_unreachable_scheduler_is_one_line(tmp_path: Any,
     err = capsys.readouterr().err
     assert status == 2 and "cannot reach the Dask scheduler at tcp://127.0.0.1:1" in err
     assert err.count("\n") == 1
+
+
+def test_workers_write_into_postgresql(dask_offload_thread: None, postgresql_url: str,
+                                       capsys: pytest.CaptureFixture[str],
+                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    """--workers 2 --workers-write: the local workers store the results in PostgreSQL."""
+    monkeypatch.delenv("INSPECTOR_DB", raising=False)  # set by the command for its workers
+    ids = [f"gen-1x1-ww{n}" for n in range(100)]
+    with run_sample_server() as server:
+        status, report, err = _scan(capsys, "--url", server.url, "--db", postgresql_url,
+                                    "--workers", "2", "--workers-write", *ids)
+    assert status == 0, err
+    assert (report["new"], report["failed"]) == (100, 0)
+
+
+def test_workers_write_into_sqlite_is_refused(dask_client: Any, tmp_path: Any,
+                                              capsys: pytest.CaptureFixture[str]) -> None:
+    """--workers-write with SQLite: one line, exit 2."""
+    status = main(["scan", "--url", "ws://127.0.0.1:1", "--db", str(tmp_path / "i.db"),
+                   "--dask", dask_client.scheduler.address, "--workers-write", "doc-1"])
+    err = capsys.readouterr().err
+    assert status == 2 and "SQLite takes one writer" in err and err.count("\n") == 1

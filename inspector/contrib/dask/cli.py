@@ -26,13 +26,17 @@ __all__ = ["ClusterScan", "add_cluster_arguments", "cluster_scanner", "wants_clu
 
 DASK_EXTRA = "pip install 'document-inspector[dask]'"
 
+# Where workers that write find the inventory's URL (as the command line does without --db).
+DB_ENVIRONMENT = "INSPECTOR_DB"
+
 #: ``scan(inventory, document_ids, **options)`` -> the run record; options as for
 #: :meth:`inspector.inventory.Inventory.scan` without the inspector.
 ClusterScan = Callable[..., "RunRecord"]
 
 
 def add_cluster_arguments(parser: argparse.ArgumentParser) -> None:
-    """Add ``--dask``, ``--workers``, ``--connection-cap`` and ``--batch-size`` to ``parser``."""
+    """Add ``--dask``, ``--workers``, ``--connection-cap``, ``--batch-size`` and
+    ``--workers-write`` to ``parser``."""
     cluster = parser.add_argument_group(
         "cluster", "inspect on a Dask cluster (extra 'dask'); this process stores the results")
     where = cluster.add_mutually_exclusive_group()
@@ -46,6 +50,9 @@ def add_cluster_arguments(parser: argparse.ArgumentParser) -> None:
                          "(default: one per worker)")
     cluster.add_argument("--batch-size", type=int, default=200, metavar="N",
                          help="documents per task (default: %(default)s)")
+    cluster.add_argument("--workers-write", action="store_true",
+                         help="the workers store the results themselves (PostgreSQL only), "
+                         "reading the database URL from $INSPECTOR_DB on their side")
 
 
 def wants_cluster(args: argparse.Namespace) -> bool:
@@ -81,14 +88,21 @@ def cluster_scanner(args: argparse.Namespace) -> Iterator[ClusterScan]:
         # Checked here too: with --workers the workers share this environment.
         raise UsageError("the environment variable that --token-env names is not set or empty "
                          "(--token-env takes the variable's name, never the token)")
+    workers_write = bool(getattr(args, "workers_write", False))
+    if workers_write and args.workers is not None and args.db:
+        # The local workers start from this environment: the URL reaches them that way,
+        # never through the scheduler.
+        os.environ[DB_ENVIRONMENT] = args.db
     settings = InspectorSettings(url, timeout=args.timeout, token_env=args.token_env,
-                                 connection_cap=args.connection_cap)
+                                 connection_cap=args.connection_cap,
+                                 store_env=DB_ENVIRONMENT if workers_write else None)
     with _client(distributed, args) as client:
         def scan_on_cluster(inventory: Inventory, document_ids: Sequence[str],
                             **options: Any) -> RunRecord:
             with _progress(options.pop("on_result", None)) as (on_start, on_result):
                 return scan(inventory, client, settings, document_ids, on_start=on_start,
-                            on_result=on_result, batch_size=args.batch_size, **options)
+                            on_result=on_result, batch_size=args.batch_size,
+                            workers_write=workers_write, **options)
 
         yield scan_on_cluster
 

@@ -86,6 +86,42 @@ def cluster_into_inventory(client: Any, settings: Any, ids: Sequence[str],
         assert run.new == len(ids), run
 
 
+def cpu_seconds(pid: int) -> float:
+    """User and system CPU seconds a process has used so far."""
+    import psutil  # a dependency of distributed
+
+    times = psutil.Process(pid).cpu_times()
+    return float(times.user + times.system)
+
+
+def worker_pid() -> int:
+    """Run on a worker: its process id."""
+    return os.getpid()
+
+
+def cpu_per_document(url: str, client: Any, settings: Any, ids: Sequence[str]) -> None:
+    """Where the CPU goes, in ms per document, one process against one worker: what bounds
+    a worker's rate on a machine of its own."""
+    import psutil
+
+    port = int(url.rsplit(":", 1)[1])
+    server = next(child.pid for child in psutil.Process().children()
+                  if any(c.laddr.port == port and c.status == psutil.CONN_LISTEN
+                         for c in child.net_connections(kind="tcp")))
+    me = os.getpid()
+    [worker] = client.run(worker_pid).values()
+    before = [cpu_seconds(pid) for pid in (server, me)]
+    single_process(url, ids)
+    single = [(cpu_seconds(pid) - b) * 1000 / len(ids) for pid, b in zip((server, me), before)]
+    before = [cpu_seconds(pid) for pid in (server, me, worker)]
+    on_cluster(client, settings, ids)
+    spread = [(cpu_seconds(pid) - b) * 1000 / len(ids)
+              for pid, b in zip((server, me, worker), before)]
+    print(f"CPU ms per document: single process: server {single[0]:.3f}, client "
+          f"{single[1]:.3f}; 1 worker: server {spread[0]:.3f}, worker {spread[2]:.3f}, "
+          f"client and scheduler {spread[1]:.3f}", flush=True)
+
+
 def alternate(measured: Callable[[], None], reference: Callable[[], None],
               runs: int) -> Tuple[float, List[float], List[float]]:
     """Run both alternately (one warm-up each); return (median rate ratio, times, times)."""
@@ -152,6 +188,7 @@ def main() -> None:
             report("1 worker, 1 server, no store (goal >= 0.85)", count,
                    *alternate(functools.partial(on_cluster, client, one_server, ids),
                               reference, args.runs))
+            cpu_per_document(url, client, one_server, ids)
         with cluster(2) as client:
             report("2 workers, 1 server, no store", count,
                    *alternate(functools.partial(on_cluster, client, one_server, ids),

@@ -34,7 +34,7 @@ from typing import Any, Callable, Iterator, List, Sequence, Tuple
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-from common import server_process  # noqa: E402
+from common import alternate, server_process  # noqa: E402
 
 from inspector import DocumentInspector  # noqa: E402
 
@@ -122,20 +122,11 @@ def cpu_per_document(url: str, client: Any, settings: Any, ids: Sequence[str]) -
           f"client and scheduler {spread[1]:.3f}", flush=True)
 
 
-def alternate(measured: Callable[[], None], reference: Callable[[], None],
-              runs: int) -> Tuple[float, List[float], List[float]]:
-    """Run both alternately (one warm-up each); return (median rate ratio, times, times)."""
-    measured()
-    reference()
-    ours: List[float] = []
-    theirs: List[float] = []
-    for run in range(runs):
-        pair = (measured, reference) if run % 2 == 0 else (reference, measured)
-        for function in pair:
-            started = time.perf_counter()
-            function()
-            (ours if function is measured else theirs).append(time.perf_counter() - started)
-    # A rate ratio: the reference's time over ours (above 1: ours is faster).
+def rate_ratio(measured: Callable[[], None], reference: Callable[[], None],
+               runs: int) -> Tuple[float, List[float], List[float]]:
+    """Both alternately (one warm-up each): (median rate ratio, times, times); a rate ratio
+    above 1 means ``measured`` is faster."""
+    _, ours, theirs = alternate(measured, reference, runs, warmup=1)
     return statistics.median(t / o for o, t in zip(ours, theirs)), ours, theirs
 
 
@@ -186,22 +177,22 @@ def main() -> None:
         reference = functools.partial(single_process, url, ids)
         with cluster(1) as client:
             report("1 worker, 1 server, no store (goal >= 0.85)", count,
-                   *alternate(functools.partial(on_cluster, client, one_server, ids),
+                   *rate_ratio(functools.partial(on_cluster, client, one_server, ids),
                               reference, args.runs))
             cpu_per_document(url, client, one_server, ids)
         with cluster(2) as client:
             report("2 workers, 1 server, no store", count,
-                   *alternate(functools.partial(on_cluster, client, one_server, ids),
+                   *rate_ratio(functools.partial(on_cluster, client, one_server, ids),
                               reference, args.runs))
             report("2 workers, 2 servers (one each), no store", count,
-                   *alternate(functools.partial(on_cluster, client, two_servers, ids),
+                   *rate_ratio(functools.partial(on_cluster, client, two_servers, ids),
                               reference, args.runs))
             if args.inventory_documents:
                 into = document_ids(args.inventory_documents, "i")
                 with tempfile.TemporaryDirectory() as directory:
                     report(f"2 workers, 1 server, into the inventory (SQLite, {len(into)} "
                            "documents)", len(into),
-                           *alternate(functools.partial(cluster_into_inventory, client,
+                           *rate_ratio(functools.partial(cluster_into_inventory, client,
                                                         one_server, into, directory),
                                       functools.partial(single_process_into_inventory, url,
                                                         into, directory),

@@ -8,7 +8,7 @@ import os
 import ssl
 import threading
 import time
-from typing import Any, Iterator, Tuple
+from typing import Any, Iterator, List, Tuple
 
 import postgresql_server as postgresql_server_module
 import pytest
@@ -102,6 +102,25 @@ def own_dask_client(dask_offload_thread: None) -> Iterator[Any]:
     """A cluster like ``dask_client``'s for one test alone, closed (threads joined) after it."""
     with start_dask_cluster() as client:
         yield client
+
+
+@pytest.fixture
+def dask_frames(monkeypatch: pytest.MonkeyPatch) -> List[bytes]:
+    """Every frame this process writes to a Dask comm during the test, as bytes: the client's
+    messages to the scheduler (task specs, plugins) and the in-process scheduler's to the
+    workers (the same, passed on)."""
+    import distributed.comm.tcp as tcp
+
+    frames: List[bytes] = []
+    to_frames = tcp.to_frames
+
+    async def recording_to_frames(msg: Any, *args: Any, **kwargs: Any) -> Any:
+        written = await to_frames(msg, *args, **kwargs)
+        frames.extend(bytes(frame) for frame in written)
+        return written
+
+    monkeypatch.setattr(tcp, "to_frames", recording_to_frames)
+    return frames
 
 
 @contextlib.contextmanager

@@ -135,19 +135,8 @@ def postgresql_with_password(postgresql_url: str) -> str:
 
 
 def test_workers_write_into_postgresql(dask_offload_thread: None, postgresql_with_password: str,
-                                       monkeypatch: pytest.MonkeyPatch) -> None:
+                                       dask_frames: List[bytes]) -> None:
     """With workers_write, each worker records its batches; the password never travels."""
-    import distributed.comm.tcp as tcp
-
-    frames: List[bytes] = []
-    to_frames = tcp.to_frames
-
-    async def recording_to_frames(msg: Any, *args: Any, **kwargs: Any) -> Any:
-        written = await to_frames(msg, *args, **kwargs)
-        frames.extend(bytes(frame) for frame in written)
-        return written
-
-    monkeypatch.setattr(tcp, "to_frames", recording_to_frames)
     ids = [f"gen-1x2-pg{n}" for n in range(300)] + ["doc-missing"]
     with start_dask_cluster(**{DB_ENV: postgresql_with_password}) as client, \
             run_sample_server() as server, Inventory(postgresql_with_password) as inventory:
@@ -162,7 +151,7 @@ def test_workers_write_into_postgresql(dask_offload_thread: None, postgresql_wit
         second = scan(inventory, client, settings, ids[:-1], workers_write=True, batch_size=25)
         assert (second.unchanged, second.new, second.failed) == (300, 0, 0)
         assert inventory.check_integrity() == []
-    sent = b"".join(frames)
+    sent = b"".join(dask_frames)
     assert b"gen-1x2-pg7" in sent  # the capture saw the batches
     assert DB_PASSWORD.encode() not in sent
 

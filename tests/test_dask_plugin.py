@@ -129,21 +129,8 @@ def test_a_token_variable_missing_on_the_workers_is_named(dask_client: Any) -> N
 
 
 def test_the_token_is_in_no_pickled_payload(dask_client: Any,
-                                            monkeypatch: pytest.MonkeyPatch) -> None:
+                                            dask_frames: List[bytes]) -> None:
     """The workers send the token to the server, yet no byte of it goes through the cluster."""
-    import distributed.comm.tcp as tcp
-
-    frames_written: List[bytes] = []
-    to_frames = tcp.to_frames
-
-    async def recording_to_frames(msg: Any, *args: Any, **kwargs: Any) -> Any:
-        frames = await to_frames(msg, *args, **kwargs)
-        frames_written.extend(bytes(frame) for frame in frames)
-        return frames
-
-    # Every message this process writes: the client's to the scheduler (task specs, the
-    # plugin) and the in-process scheduler's to the workers (the same, passed on).
-    monkeypatch.setattr(tcp, "to_frames", recording_to_frames)
     with run_sample_server(tokens={DASK_TOKEN: True}) as server:
         settings = InspectorSettings(server.url, token_env=DASK_TOKEN_ENV)
         outcomes = _outcomes(dask_client, ["doc-1", "doc-2"], settings)
@@ -151,11 +138,11 @@ def test_the_token_is_in_no_pickled_payload(dask_client: Any,
     # The workers had the token (the server refuses a connection without it) ...
     assert refused == 0 and all(isinstance(o, Inspection) for o in outcomes.values())
     plugin = InspectorPlugin(settings)
-    payloads: List[Tuple[str, bytes]] = [("frame", frame) for frame in frames_written]
+    payloads: List[Tuple[str, bytes]] = [("frame", frame) for frame in dask_frames]
     payloads.append(("plugin", pickle.dumps(plugin)))
     payloads.append(("outcomes", pickle.dumps(outcomes)))
     # ... the capture saw what was sent (the task's document ids, the plugin's name) ...
-    sent = b"".join(frames_written)
+    sent = b"".join(dask_frames)
     assert b"doc-2" in sent and plugin.name.encode() in sent
     # ... and not one payload held the token.
     token = DASK_TOKEN.encode()

@@ -71,3 +71,13 @@ def test_bad_numbers_are_refused_by_name(options: dict, named: str) -> None:
     """batch_size and batch_attempts are validated where they enter."""
     with pytest.raises(InvalidArgument, match=named):
         BatchPlan([], **options)
+
+
+def test_a_batch_not_worth_retrying_is_given_up_at_once() -> None:
+    """again=False (its workers kept dying) reports its documents on the first failure."""
+    plan = BatchPlan(["a"], batch_size=1, batch_attempts=3)
+    batch = plan.next_batch()
+    assert batch is not None
+    [(document_id, error)] = plan.failed(batch, RuntimeError("killed"), again=False)
+    assert document_id == "a" and "failed 1 time," in str(error)
+    assert plan.next_batch() is None

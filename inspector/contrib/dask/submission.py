@@ -14,6 +14,7 @@ import uuid
 from typing import Any, Callable, Dict, Generator, Iterable, List, Optional, Tuple
 
 from distributed import Client, Future, as_completed
+from distributed.scheduler import KilledWorker
 
 from inspector.contrib.dask.plugin import BatchOutcome, InspectorPlugin, inspect_batch
 from inspector.contrib.dask.settings import InspectorSettings
@@ -76,20 +77,27 @@ class BatchPlan:
         batch.attempts += 1
         return batch
 
-    def failed(self, batch: Batch, error: BaseException) -> List[BatchOutcome]:
+    def failed(self, batch: Batch, error: BaseException, *, again: bool = True
+               ) -> List[BatchOutcome]:
         """A batch failed as a whole: submit it again, or give each document up.
+
+        Args:
+            batch: The batch.
+            error: Why it failed.
+            again: Whether another attempt may help; False gives its documents up at once.
 
         Returns:
             Nothing when it will be submitted again; else each document with a
             :class:`BatchFailed` that names the cause.
         """
-        if batch.attempts < self._batch_attempts:
+        if again and batch.attempts < self._batch_attempts:
             self._again.append(batch)
             return []
         reason = f"{type(error).__name__}: {error}" if str(error) else type(error).__name__
         return [
             (document_id, BatchFailed(
-                f"{document_id!r}: its batch failed {batch.attempts} times, last: {reason}"
+                f"{document_id!r}: its batch failed {batch.attempts} time"
+                f"{'' if batch.attempts == 1 else 's'}, last: {reason}"
             ))
             for document_id in batch.document_ids
         ]
@@ -122,8 +130,10 @@ def inspect_across(
         batch_size: Ids per task.
         max_batches_in_flight: Batches submitted and not yet done; default twice the cluster's
             worker threads (at least 2), so no worker waits for the next batch.
-        batch_attempts: Times a batch whose worker died is submitted again before each of
-            its documents is reported failed with :class:`BatchFailed`.
+        batch_attempts: Times a batch that failed as a whole (its worker left under it) is
+            submitted before each of its documents is reported failed with
+            :class:`BatchFailed`. A batch whose workers kept dying (``KilledWorker``, after
+            the scheduler's own ``allowed-failures`` retries) is not submitted again.
         stored_fingerprint: For an incremental scan: the fingerprint of a document's stored
             version (None: none), asked as each batch is cut and sent with it; a document
             whose ``GetDocument`` reply still matches comes back as its ``Document`` alone.
@@ -175,12 +185,16 @@ def inspect_across(
             batch, _ = in_flight.pop(str(future.key))
             if future.status == "finished":
                 outcomes: List[BatchOutcome] = future.result()
+            elif future.status == "cancelled":  # by the scheduler, not by us: try again
+                outcomes = plan.failed(batch, InspectorError("the batch was cancelled"))
             else:
                 error = future.exception()
                 if isinstance(error, StoreUnavailable) or (
                         isinstance(error, ConnectionFailed) and error.final):
                     raise error  # every batch would fail alike: the token was refused, ...
-                outcomes = plan.failed(batch, error)
+                # The scheduler already ran a batch whose workers died allowed-failures times
+                # (KilledWorker): a document in it may kill any worker, so it is given up.
+                outcomes = plan.failed(batch, error, again=not isinstance(error, KilledWorker))
             future.release()
             while len(in_flight) < max_batches_in_flight and submit():
                 pass

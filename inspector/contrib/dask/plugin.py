@@ -29,7 +29,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import threading
 from typing import (
     TYPE_CHECKING,
     Any,
@@ -47,6 +46,7 @@ from distributed import Semaphore, get_worker
 from distributed.diagnostics.plugin import WorkerPlugin
 
 from inspector.client import DocumentInspector
+from inspector.contrib.dask.leased import LeasedInspector
 from inspector.contrib.dask.settings import InspectorSettings, read_token
 from inspector.contrib.dask.writing import Recorded, WorkerStore, WriteTo
 from inspector.exceptions import ClientClosed, InspectorError
@@ -92,18 +92,7 @@ class InspectorPlugin(WorkerPlugin):
 
     def _reset(self) -> None:
         # Worker-side state, made anew after unpickling; none of it is ever pickled.
-        self._token: Optional[str] = None
-        self._url = ""
-        self._inspector: Optional[DocumentInspector] = None
-        self._lease: Optional[Semaphore] = None
-        self._holding_lease = False
-        # Guards the inspector, the lease and the batch count, shared by a worker's task
-        # threads and the idle timer; held while a connection is opened (the other batches
-        # of this worker would wait for it anyway).
-        self._lock = threading.Lock()
-        self._running_batches = 0
-        self._idle_timer: Optional[threading.Timer] = None
-        self._closed = False
+        self._leased: Optional[LeasedInspector] = None
         self._setup_error: Optional[BaseException] = None
         self._store = WorkerStore(self.settings)
 
@@ -124,19 +113,28 @@ class InspectorPlugin(WorkerPlugin):
     def setup(self, worker: Worker) -> None:
         """Read the token on this worker and choose its endpoint (no connection yet)."""
         try:
-            self._token = read_token(self.settings)
+            token = read_token(self.settings)
         except InspectorError as error:
             # A worker that joins later only logs a failed setup: its batches say why.
             self._setup_error = error
             raise
-        self._url = self.settings.url_for(worker.name)
+        url = self.settings.url_for(worker.name)
+        lease = None
         if self.settings.connection_cap is not None:
-            self._lease = Semaphore(  # type: ignore[no-untyped-call]
+            lease = Semaphore(  # type: ignore[no-untyped-call]
                 max_leases=self.settings.connection_cap,
-                name=semaphore_name(self._url),
+                name=semaphore_name(url),
                 scheduler_rpc=worker.scheduler,
                 loop=worker.loop,
             )
+        options = self.settings.inspector_options()
+
+        def open_inspector() -> DocumentInspector:
+            inspector = DocumentInspector(url, token=token, **options)
+            logger.info("worker inspector connected to %s", redact_url(url))
+            return inspector
+
+        self._leased = LeasedInspector(open_inspector, lease, self.settings.idle_release)
 
     async def teardown(self, worker: Worker) -> None:
         """Close the inspector and give back the lease, off the worker's event loop."""
@@ -145,15 +143,9 @@ class InspectorPlugin(WorkerPlugin):
         await asyncio.get_running_loop().run_in_executor(None, self._close_for_good)
 
     def _close_for_good(self) -> None:
-        with self._lock:
-            self._closed = True
-            self._close_connection()
+        if self._leased is not None:
+            self._leased.close()
         self._store.close()
-        if self._lease is not None:
-            # Stop refreshing leases; not Semaphore.close(), which would close it for everyone.
-            refresh = getattr(self._lease, "refresh_callback", None)
-            if refresh is not None:  # None when lease timeouts are off ("inf")
-                refresh.stop()
 
     # -- batches --
 
@@ -179,7 +171,11 @@ class InspectorPlugin(WorkerPlugin):
             ClientClosed: the plugin was torn down during the batch.
             InspectorError: the token or the connection could not be had at all.
         """
-        inspector = self._start_batch()
+        if self._setup_error is not None:
+            raise self._setup_error
+        if self._leased is None:
+            raise InspectorError("the InspectorPlugin was not set up on this worker")
+        inspector = self._leased.start_batch()
         options: Dict[str, Any] = {}
         if fingerprints is not None and not full:
             options["should_inspect"] = _changed_since(fingerprints)
@@ -193,78 +189,10 @@ class InspectorPlugin(WorkerPlugin):
                     raise outcome
                 outcomes.append((document_id, outcome))
         finally:
-            self._end_batch()
+            self._leased.end_batch()
         if write_to is None:
             return list(outcomes)
         return list(self._store.record(write_to, outcomes))
-
-    def _start_batch(self) -> DocumentInspector:
-        with self._lock:
-            if self._closed:
-                raise ClientClosed("the worker's inspector plugin was torn down")
-            if self._setup_error is not None:
-                raise self._setup_error
-            self._running_batches += 1
-            if self._idle_timer is not None:
-                self._idle_timer.cancel()
-                self._idle_timer = None
-            try:
-                return self._open_connection()
-            except BaseException:
-                self._running_batches -= 1
-                raise
-
-    def _end_batch(self) -> None:
-        with self._lock:
-            self._running_batches -= 1
-            if self._running_batches or self._lease is None or self._closed:
-                return
-            timer = threading.Timer(self.settings.idle_release, self._release_if_idle)
-            timer.name = "inspector-idle-release"
-            timer.daemon = True
-            self._idle_timer = timer
-            timer.start()
-
-    def _release_if_idle(self) -> None:
-        with self._lock:
-            if self._idle_timer is not threading.current_thread():
-                return  # cancelled, or replaced by a newer timer, after it fired
-            self._idle_timer = None
-            if not self._running_batches:
-                self._close_connection()
-
-    def _open_connection(self) -> DocumentInspector:
-        assert self._lock.locked()
-        if self._inspector is not None:
-            return self._inspector
-        if self._lease is not None and not self._holding_lease:
-            # Waits as long as it takes: a lease comes back when a worker goes idle or leaves.
-            self._lease.acquire()  # type: ignore[no-untyped-call]
-            self._holding_lease = True
-        try:
-            self._inspector = DocumentInspector(
-                self._url, token=self._token, **self.settings.inspector_options()
-            )
-        except BaseException:
-            self._give_back_lease()
-            raise
-        logger.info("worker inspector connected to %s", redact_url(self._url))
-        return self._inspector
-
-    def _close_connection(self) -> None:
-        assert self._lock.locked()
-        if self._idle_timer is not None:
-            self._idle_timer.cancel()
-            self._idle_timer = None
-        inspector, self._inspector = self._inspector, None
-        if inspector is not None:
-            inspector.close()  # returns once the socket is closed: then the lease may go
-        self._give_back_lease()
-
-    def _give_back_lease(self) -> None:
-        if self._lease is not None and self._holding_lease:
-            self._holding_lease = False
-            self._lease.release()  # type: ignore[no-untyped-call]
 
 
 def _changed_since(fingerprints: Fingerprints) -> Callable[[Document], bool]:

@@ -88,7 +88,9 @@ def scan(
     """Scan documents into ``inventory``, inspecting them on ``client``'s cluster.
 
     Args:
-        inventory: The inventory; this process writes every result.
+        inventory: The inventory; this process writes every result (unless
+            ``workers_write``) and starts and finishes the run. Its server of record is the
+            first of ``settings.url``.
         client: A ``distributed.Client``.
         settings: How the workers reach the server (and read the token, on their side).
         document_ids: Documents to scan.
@@ -119,6 +121,9 @@ def scan(
         with DocumentInspector(settings.url[0], token=read_token(settings), **options) as di:
             return di.list_documents()
 
+    if workers_write and inventory.engine.dialect.name == "sqlite":
+        raise InvalidArgument("workers_write: SQLite takes one writer; use PostgreSQL, "
+                              "or let this process write")
     run = ScanRun.start(
         inventory.store, server=settings.url[0], document_ids=document_ids,
         list_documents=listing if list_all else None, full=full, resume=resume,
@@ -130,10 +135,6 @@ def scan(
         on_start(started.targets - started.new - started.changed - started.unchanged)
     write_to = None
     if workers_write:
-        if inventory.engine.dialect.name == "sqlite":
-            run.finish("interrupted", "workers_write needs a database of many writers")
-            raise InvalidArgument("workers_write: SQLite takes one writer; use PostgreSQL, "
-                                  "or let this process write")
         write_to = WriteTo(run.run_id, database_identity(inventory.engine))
     pending = _Pending(inventory.store, run.run_id)
     outcomes = inspect_across(

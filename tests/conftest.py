@@ -146,7 +146,7 @@ def start_dask_cluster(**environment: str) -> Iterator[Any]:
 
 
 @pytest.fixture(scope="session")
-def postgresql_server() -> Iterator["postgresql_server_module.PostgreSQLServer"]:
+def postgresql_server() -> Iterator[postgresql_server_module.PostgreSQLServer]:
     """A PostgreSQL cluster the suite starts from the machine's binaries (see its module).
 
     Missing binaries fail the tests that need it, never skip them silently; set
@@ -163,7 +163,7 @@ _database_numbers = itertools.count(1)
 
 
 @pytest.fixture
-def postgresql_url(postgresql_server: "postgresql_server_module.PostgreSQLServer"
+def postgresql_url(postgresql_server: postgresql_server_module.PostgreSQLServer
                    ) -> Iterator[str]:
     """A new, empty PostgreSQL database for one test; dropped after it."""
     import psycopg

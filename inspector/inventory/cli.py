@@ -101,7 +101,8 @@ def add_commands(commands: Any, parents: CommandParents) -> None:
                           help="documents whose SQL reads TABLE (orders, sales.orders, ...)")
     question.add_argument("--writes", metavar="TABLE", help="documents whose SQL writes TABLE")
     question.add_argument("--sources-of", metavar="DOC_ID", help="a document's data sources")
-    query.add_argument("--run", type=int, metavar="RUN", help="as of this run")
+    # dest is not "run": that is the command's function (set_defaults below).
+    query.add_argument("--run", type=int, metavar="RUN", dest="as_of_run", help="as of this run")
     query.add_argument("--at", metavar="WHEN",
                        help="with --sources-of: as of this moment (ISO 8601, UTC if no zone)")
     query.set_defaults(run=run_query)
@@ -125,11 +126,18 @@ def add_commands(commands: Any, parents: CommandParents) -> None:
     runs.set_defaults(run=run_runs)
 
 
-def _open(args: argparse.Namespace) -> "Inventory":
+def _require_inventory_extra() -> None:
+    """Check that what the ``inventory`` extra installs is there; say how to install it."""
     try:
-        from inspector.inventory.inventory import Inventory
+        import alembic  # noqa: F401
+        import sqlalchemy  # noqa: F401
     except ImportError as exc:
         raise UsageError(f"the inventory needs {exc.name}: {INVENTORY_EXTRA}") from None
+
+
+def _open(args: argparse.Namespace) -> Inventory:
+    from inspector.inventory.inventory import Inventory
+
     return Inventory(args.db)
 
 
@@ -146,6 +154,7 @@ def _threshold(value: float) -> float:
 
 def run_scan(args: argparse.Namespace) -> int:
     """``scan``: inspect and store; print the run report."""
+    _require_inventory_extra()
     from inspector.inventory.planner import StaleListing
     from inspector.inventory.report import run_report
 
@@ -183,6 +192,7 @@ def _scanner(args: argparse.Namespace) -> Iterator[Callable[..., Any]]:
 
 def run_watch(args: argparse.Namespace) -> int:
     """``watch``: keep the inventory current until Ctrl-C."""
+    _require_inventory_extra()
     from inspector.inventory.watch import Watcher
 
     if not args.relist > 0:
@@ -206,6 +216,7 @@ def run_watch(args: argparse.Namespace) -> int:
 
 def run_query(args: argparse.Namespace) -> int:
     """``query``: answer from the store."""
+    _require_inventory_extra()
     from inspector.inventory.report import source_rows, table_use_rows, write_rows
 
     at = _moment(args.at) if args.at else None
@@ -213,16 +224,16 @@ def run_query(args: argparse.Namespace) -> int:
         raise UsageError("--at goes with --sources-of")
     with _open(args) as inventory:
         if args.sources_of is not None:
-            sources = inventory.sources_of(args.sources_of, run_id=args.run, at=at)
+            sources = inventory.sources_of(args.sources_of, run_id=args.as_of_run, at=at)
             if sources is None:
                 raise UsageError(f"{args.sources_of}: not in the inventory then")
             write_rows(source_rows(sources), args.format, sys.stdout,
                        columns=("document", "version", "widget", "kind", "location", "reads"))
             return EXIT_OK
         if args.reads is not None:
-            uses = inventory.reads(args.reads, run_id=args.run)
+            uses = inventory.reads(args.reads, run_id=args.as_of_run)
         else:
-            uses = inventory.writes(args.writes, run_id=args.run)
+            uses = inventory.writes(args.writes, run_id=args.as_of_run)
         write_rows(table_use_rows(uses), args.format, sys.stdout,
                    columns=("document", "version", "table", "widget", "connection"))
     return EXIT_OK
@@ -230,6 +241,7 @@ def run_query(args: argparse.Namespace) -> int:
 
 def run_diff(args: argparse.Namespace) -> int:
     """``diff RUN_A RUN_B``."""
+    _require_inventory_extra()
     from inspector.inventory.report import diff_rows, write_rows
 
     with _open(args) as inventory:
@@ -239,6 +251,7 @@ def run_diff(args: argparse.Namespace) -> int:
 
 def run_runs(args: argparse.Namespace) -> int:
     """``runs [RUN]``."""
+    _require_inventory_extra()
     from inspector.inventory.report import run_report, run_row, write_rows
 
     with _open(args) as inventory:
@@ -257,6 +270,7 @@ def run_runs(args: argparse.Namespace) -> int:
 
 def run_sources_from_store(args: argparse.Namespace) -> int:
     """``sources --db DB``: today's sources report, from the store's current versions."""
+    _require_inventory_extra()
     import json
 
     from inspector.cli import require_cli_extra

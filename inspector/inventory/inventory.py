@@ -45,7 +45,7 @@ class Inventory:
     def __repr__(self) -> str:
         return f"<Inventory {self.engine.url!r}>"  # SQLAlchemy's repr hides the password
 
-    def __enter__(self) -> "Inventory":
+    def __enter__(self) -> Inventory:
         return self
 
     def __exit__(self, *exc_info: object) -> None:

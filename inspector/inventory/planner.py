@@ -44,7 +44,7 @@ class StaleListing(InspectorError):
         run_id: The refused run, as stored (set by the store).
     """
 
-    def __init__(self, plan: "DeletionPlan", threshold: float) -> None:
+    def __init__(self, plan: DeletionPlan, threshold: float) -> None:
         super().__init__(
             f"refused: {plan.missing} of the {plan.listed_before} documents listed before are "
             f"missing from this listing ({plan.fraction:.0%}, more than the stale threshold "

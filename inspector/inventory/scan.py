@@ -15,9 +15,10 @@ the run ``interrupted`` or ``running``; the next scan of the same selection cont
 from __future__ import annotations
 
 import collections
+import logging
 import threading
 import time
-from typing import Any, Callable, Deque, Dict, Iterator, Optional, Sequence, Union
+from typing import Any, Callable, Deque, Dict, Iterator, List, Optional, Sequence, Union
 
 import attrs
 
@@ -39,11 +40,16 @@ from inspector.inventory.planner import (
     selection_key,
     targets,
 )
-from inspector.inventory.store import Store
+from inspector.inventory.store import PendingDocument, Store
 from inspector.models import Document, Inspection
 from inspector.redaction import redact_url
 
 __all__ = ["Failure", "NothingToResume", "ScanRun", "scan"]
+
+logger = logging.getLogger("inspector.inventory.scan")
+
+# Unchanged documents recorded in one transaction.
+_UNCHANGED_BATCH = 500
 
 # Failures that are the connection's, not the document's: the run stops, to be resumed.
 _CONNECTION_ERRORS = (ConnectionFailed, ConnectionLost, ClientClosed)
@@ -61,7 +67,7 @@ class Failure:
     reason: str
 
     @classmethod
-    def from_error(cls, document_id: str, error: BaseException) -> "Failure":
+    def from_error(cls, document_id: str, error: BaseException) -> Failure:
         """The failure an exception describes: its type and message."""
         return cls(document_id, f"{type(error).__name__}: {error}")
 
@@ -90,8 +96,12 @@ class ScanRun:
         # pending_ids(), read by should_inspect() on the inspector's worker threads (a dict
         # read needs no lock), emptied by record(). Bounded by the documents in flight.
         self._stored_fingerprints: Dict[str, Optional[str]] = {}
+        # Unchanged documents waiting to be recorded together: each is one row, and a
+        # transaction per row would cost a rescan more than its requests. Lost by a kill -9,
+        # they are handed out again on resuming.
+        self._unchanged: List[str] = []
         self._started = time.monotonic()
-        self._lock = threading.Lock()  # guards _stored_fingerprints' writers
+        self._lock = threading.Lock()  # guards _stored_fingerprints' writers and _unchanged
 
     @classmethod
     def start(
@@ -105,7 +115,7 @@ class ScanRun:
         resume: bool = False,
         stale_threshold: float = DEFAULT_STALE_THRESHOLD,
         trigger: str = "scan",
-    ) -> "ScanRun":
+    ) -> ScanRun:
         """Resume the stopped run of this selection, or start a new one.
 
         Args:
@@ -154,18 +164,25 @@ class ScanRun:
         )
         return cls(store, begun.run_id, resumed=False, full=full)
 
-    def pending_ids(self, *, batch: int = 1000) -> Iterator[str]:
-        """The run's documents still to do, in order, read from the store a batch at a time."""
+    def pending_documents(self, *, batch: int = 1000) -> Iterator[PendingDocument]:
+        """The run's documents still to do, in order, each with its stored fingerprint (for
+        workers elsewhere to decide with :func:`~inspector.inventory.planner.needs_inspection`),
+        read from the store a batch at a time."""
         after = -1
         while True:
             pending = self.store.pending(self.run_id, after=after, limit=batch)
             if not pending:
                 return
-            for document in pending:
-                with self._lock:
-                    self._stored_fingerprints[document.document_id] = document.fingerprint
-                yield document.document_id
+            yield from pending
             after = pending[-1].ordinal
+
+    def pending_ids(self, *, batch: int = 1000) -> Iterator[str]:
+        """The run's documents still to do, in order; :meth:`should_inspect` knows them until
+        :meth:`record` takes their result."""
+        for document in self.pending_documents(batch=batch):
+            with self._lock:
+                self._stored_fingerprints[document.document_id] = document.fingerprint
+            yield document.document_id
 
     def should_inspect(self, document: Document) -> bool:
         """Whether ``document`` (its ``GetDocument`` reply) needs inspecting whole.
@@ -180,13 +197,23 @@ class ScanRun:
         return self._stored_fingerprints.get(document_id)
 
     def record(self, document_id: str, result: Result) -> str:
-        """Store one document's result for this run; idempotent. Returns the outcome."""
+        """Store one document's result for this run; idempotent. Returns the outcome.
+
+        An inspection or a failure is stored at once, in a transaction of its own; an
+        unchanged ``Document`` joins others, recorded together by :meth:`flush` (at the latest
+        by :meth:`finish`).
+        """
         with self._lock:
             self._stored_fingerprints.pop(document_id, None)
         if isinstance(result, Inspection):
             return self.store.record(self.run_id, result)
         if isinstance(result, Document):
-            return self.store.record_unchanged(self.run_id, result)
+            with self._lock:
+                self._unchanged.append(document_id)
+                full = len(self._unchanged) >= _UNCHANGED_BATCH
+            if full:
+                self.flush()
+            return "unchanged"
         return self.store.record_failure(self.run_id, result.document_id, result.reason)
 
     def record_deleted(self, document_id: str) -> Optional[str]:
@@ -195,8 +222,16 @@ class ScanRun:
             self._stored_fingerprints.pop(document_id, None)
         return self.store.record_deleted(self.run_id, document_id)
 
+    def flush(self) -> None:
+        """Record the unchanged documents waiting to be, in one transaction."""
+        with self._lock:
+            waiting, self._unchanged = self._unchanged, []
+        if waiting:
+            self.store.record_unchanged_many(self.run_id, waiting)
+
     def finish(self, status: str = "completed", message: Optional[str] = None) -> None:
-        """End this segment of the run: its status, time spent, counts."""
+        """End this segment of the run: what waits recorded, its status, time spent, counts."""
+        self.flush()
         self.store.finish_run(self.run_id, status, seconds=time.monotonic() - self._started,
                               message=message)
 
@@ -212,7 +247,7 @@ def scan(
     stale_threshold: float = DEFAULT_STALE_THRESHOLD,
     trigger: str = "scan",
     on_result: Optional[Callable[[str, str, Optional[str]], None]] = None,
-    timeout: Any = ...,
+    timeout: Optional[float] = None,
     missing_means_deleted: bool = False,
 ) -> int:
     """Scan documents into the store with ``inspector``; return the run's id.
@@ -227,7 +262,7 @@ def scan(
         stale_threshold: See :func:`inspector.inventory.planner.plan_deletions`.
         trigger: ``scan`` or ``watch``, for the record.
         on_result: Called with (document id, outcome, failure reason) as each is stored.
-        timeout: Seconds per document; default the inspector's.
+        timeout: Seconds per document; None for the inspector's own.
         missing_means_deleted: A document the server answers 404 for is marked deleted
             (``watch``, told by a ``DocumentRemoved``), not failed.
 
@@ -247,11 +282,14 @@ def scan(
             in_order.append(document_id)
             yield document_id
 
-    results = inspector.inspect_many(handed_out(), timeout=timeout, return_exceptions=True,
-                                     should_inspect=run.should_inspect)
+    # The inspector's own timeout unless one is given (it has its own marker for "not given").
+    options: Dict[str, Any] = {} if timeout is None else {"timeout": timeout}
+    results = inspector.inspect_many(handed_out(), return_exceptions=True,
+                                     should_inspect=run.should_inspect, **options)
     try:
-        for result in results:
+        for answer in results:
             document_id = in_order.popleft()
+            result: Union[Result, InspectorError] = answer
             if isinstance(result, _CONNECTION_ERRORS):
                 raise result
             outcome = None
@@ -265,10 +303,10 @@ def scan(
                 reason = result.reason if isinstance(result, Failure) else None
                 on_result(document_id, outcome, reason)
     except _CONNECTION_ERRORS as error:
-        run.finish("interrupted", f"{type(error).__name__}: {error}")
+        _interrupted(run, f"{type(error).__name__}: {error}")
         raise
-    except BaseException:  # Ctrl-C, or the store failed: resumable
-        run.finish("interrupted", "stopped")
+    except BaseException as error:  # Ctrl-C, or the store failed: resumable
+        _interrupted(run, f"stopped: {type(error).__name__}")
         raise
     finally:
         close = getattr(results, "close", None)
@@ -276,3 +314,11 @@ def scan(
             close()
     run.finish("completed")
     return run.run_id
+
+
+def _interrupted(run: ScanRun, message: str) -> None:
+    """Store the run as interrupted, if the store can; the error that stopped it goes on."""
+    try:
+        run.finish("interrupted", message)
+    except Exception as error:  # the store itself failed: the run stays "running", resumable
+        logger.warning("run %s could not be marked interrupted: %s", run.run_id, error)

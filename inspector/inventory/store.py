@@ -116,9 +116,10 @@ class Store:
                 connection, server, selection_key, selection, settings, targets, trigger,
                 stale_threshold))
         except StaleListing as refusal:
+            reason = str(refusal)
             run_id = self._transaction(lambda connection: self._insert_run(
                 connection, server, selection_key, selection, settings, trigger,
-                status="refused", message=str(refusal), finished=True))
+                status="refused", message=reason, finished=True))
             refusal.run_id = run_id
             raise
 
@@ -155,7 +156,7 @@ class Store:
             settings=settings, trigger=trigger, status=status, message=message,
             seconds=0.0,
         ))
-        return int(result.inserted_primary_key[0])
+        return int(_primary_key(result))
 
     def _mark_deleted(self, connection: Connection, run_id: int,
                       stale_threshold: float) -> DeletionPlan:
@@ -230,7 +231,7 @@ class Store:
             message: Why it was interrupted.
         """
         def finish(connection: Connection) -> None:
-            counts = dict(connection.execute(
+            counts: Dict[str, int] = dict(tuple(row) for row in connection.execute(
                 sa.select(t.run_documents.c.outcome, sa.func.count())
                 .where(t.run_documents.c.run_id == run_id)
                 .group_by(t.run_documents.c.outcome)
@@ -282,49 +283,48 @@ class Store:
         return self._transaction(lambda connection: self._record(connection, run_id, content))
 
     def _record(self, connection: Connection, run_id: int, content: VersionContent) -> str:
-        previous = self._recorded(connection, run_id, content.document_id)
-        if previous is not None and previous != "failed":
-            return previous
-        versions = t.document_versions
-        current = connection.execute(
-            sa.select(t.documents.c.current_version_id, t.documents.c.deleted_run_id,
-                      versions.c.version, versions.c.content_hash)
-            .select_from(t.documents.outerjoin(
-                versions, versions.c.id == t.documents.c.current_version_id))
-            .where(t.documents.c.id == content.document_id)
-        ).first()
-        if current is None:
-            connection.execute(sa.insert(t.documents).values(
-                id=content.document_id, first_run_id=run_id))
-        if current is not None and current.current_version_id is not None and (
-                current.deleted_run_id is None and current.content_hash == content.content_hash):
-            outcome, version_id = "unchanged", current.current_version_id
+        state = connection.execute(_STATE, {"run_id": run_id,
+                                            "document_id": content.document_id}).first()
+        if state is None:  # never stored: only a failure can have been recorded
+            previous = self._recorded(connection, run_id, content.document_id)
         else:
-            known = current is not None and current.current_version_id is not None
-            outcome = "changed" if known and current.deleted_run_id is None else "new"
-            number = current.version + 1 if known else 1
+            previous = state.recorded
+        if previous is not None and previous != "failed":
+            return str(previous)
+        live = state is not None and state.current_version_id is not None and (
+            state.deleted_run_id is None)
+        if state is None:
+            connection.execute(_INSERT_DOCUMENT, {"id": content.document_id,
+                                                  "first_run_id": run_id})
+        if live and state.content_hash == content.content_hash:  # type: ignore[union-attr]
+            outcome, version_id = "unchanged", state.current_version_id  # type: ignore[union-attr]  # noqa: E501
+        else:
+            outcome = "changed" if live else "new"
+            known = state is not None and state.version is not None
+            number = state.version + 1 if known else 1  # type: ignore[union-attr]
             version_id = self._insert_version(connection, run_id, number, content)
-            connection.execute(
-                sa.update(t.documents).where(t.documents.c.id == content.document_id)
-                .values(current_version_id=version_id, deleted_run_id=None))
+            connection.execute(_SET_CURRENT, {"b_document_id": content.document_id,
+                                              "current_version_id": version_id})
         self._write_outcome(connection, run_id, content.document_id, previous,
                             outcome=outcome, version_id=version_id)
         return outcome
 
     def _insert_version(self, connection: Connection, run_id: int, number: int,
                         content: VersionContent) -> int:
-        result = connection.execute(sa.insert(t.document_versions).values(
-            document_id=content.document_id, version=number, run_id=run_id, stored_at=_now(),
-            fingerprint=content.fingerprint, content_hash=content.content_hash,
-            updated_at=content.updated_at, type=content.type, name=content.name,
-            owner=content.owner, raw_json=content.raw_json,
-        ))
-        version_id = int(result.inserted_primary_key[0])
-        for table, rows in ((t.containers, content.containers), (t.widgets, content.widgets),
-                            (t.data_sources, content.data_sources),
-                            (t.table_refs, content.table_refs)):
+        result = connection.execute(_INSERT_VERSION, {
+            "document_id": content.document_id, "version": number, "run_id": run_id,
+            "stored_at": _now(), "fingerprint": content.fingerprint,
+            "content_hash": content.content_hash, "updated_at": content.updated_at,
+            "type": content.type, "name": content.name, "owner": content.owner,
+            "raw_json": content.raw_json,
+        })
+        version_id = int(_primary_key(result))
+        for statement, rows in ((_INSERT_CONTAINERS, content.containers),
+                                (_INSERT_WIDGETS, content.widgets),
+                                (_INSERT_DATA_SOURCES, content.data_sources),
+                                (_INSERT_TABLE_REFS, content.table_refs)):
             for start in range(0, len(rows), _BATCH):
-                connection.execute(sa.insert(table), [
+                connection.execute(statement, [
                     {"version_id": version_id, **row} for row in rows[start:start + _BATCH]
                 ])
         return version_id
@@ -337,20 +337,46 @@ class Store:
         Raises:
             InvalidArgument: The document has no current version to stand for it.
         """
-        def write(connection: Connection) -> str:
-            previous = self._recorded(connection, run_id, document.id)
-            if previous is not None and previous != "failed":
-                return previous
-            version_id = connection.execute(
-                sa.select(t.documents.c.current_version_id)
-                .where(t.documents.c.id == document.id, t.documents.c.deleted_run_id.is_(None))
-            ).scalar()
-            if version_id is None:
-                raise InvalidArgument(
-                    f"document: {document.id!r} has no stored version to be unchanged from")
-            self._write_outcome(connection, run_id, document.id, previous,
-                                outcome="unchanged", version_id=version_id)
-            return "unchanged"
+        return self.record_unchanged_many(run_id, [document.id])[document.id]
+
+    def record_unchanged_many(self, run_id: int, document_ids: Sequence[str]) -> Dict[str, str]:
+        """:meth:`record_unchanged` for many documents, in one transaction (each is one row).
+
+        Returns:
+            {document id: outcome} (the outcome already recorded, for a document recorded
+            before in this run).
+
+        Raises:
+            InvalidArgument: A document has no current version; nothing is recorded.
+        """
+        def write(connection: Connection) -> Dict[str, str]:
+            ids = list(dict.fromkeys(document_ids))
+            states = {row.document_id: row for row in connection.execute(
+                _STATES, {"run_id": run_id, "document_ids": ids})}
+            outcomes: Dict[str, str] = {}
+            inserts: List[Dict[str, Any]] = []
+            now = _now()
+            for document_id in ids:
+                state = states.get(document_id)
+                previous = None if state is None else state.recorded
+                if previous is not None and previous != "failed":
+                    outcomes[document_id] = str(previous)
+                    continue
+                if state is None or state.current_version_id is None or (
+                        state.deleted_run_id is not None):
+                    raise InvalidArgument(
+                        f"document: {document_id!r} has no stored version to be unchanged from")
+                row = {"run_id": run_id, "document_id": document_id, "outcome": "unchanged",
+                       "version_id": state.current_version_id, "error": None,
+                       "recorded_at": now}
+                if previous is None:
+                    inserts.append(row)
+                else:
+                    connection.execute(_UPDATE_OUTCOME, _update_row(row))
+                outcomes[document_id] = "unchanged"
+            if inserts:
+                connection.execute(_INSERT_OUTCOME, inserts)
+            return outcomes
         return self._transaction(write)
 
     def record_failure(self, run_id: int, document_id: str, reason: str) -> str:
@@ -375,19 +401,18 @@ class Store:
             holds no live version of the document (nothing to delete).
         """
         def write(connection: Connection) -> Optional[str]:
-            previous = self._recorded(connection, run_id, document_id)
+            state = connection.execute(_STATE, {"run_id": run_id,
+                                                "document_id": document_id}).first()
+            previous = None if state is None else state.recorded
             if previous is not None and previous != "failed":
-                return previous
-            version_id = connection.execute(
-                sa.select(t.documents.c.current_version_id)
-                .where(t.documents.c.id == document_id, t.documents.c.deleted_run_id.is_(None))
-            ).scalar()
-            if version_id is None:
+                return str(previous)
+            if state is None or state.current_version_id is None or (
+                    state.deleted_run_id is not None):
                 return None
             connection.execute(sa.update(t.documents).where(t.documents.c.id == document_id)
                                .values(deleted_run_id=run_id))
             self._write_outcome(connection, run_id, document_id, previous, outcome="deleted",
-                                version_id=version_id)
+                                version_id=state.current_version_id)
             return "deleted"
         return self._transaction(write)
 
@@ -396,25 +421,20 @@ class Store:
     @staticmethod
     def _recorded(connection: Connection, run_id: int, document_id: str) -> Optional[str]:
         outcome: Optional[str] = connection.execute(
-            sa.select(t.run_documents.c.outcome).where(
-                t.run_documents.c.run_id == run_id,
-                t.run_documents.c.document_id == document_id)
-        ).scalar()
+            _RECORDED, {"run_id": run_id, "document_id": document_id}).scalar()
         return outcome
 
     @staticmethod
     def _write_outcome(connection: Connection, run_id: int, document_id: str,
                        previous: Optional[str], *, outcome: str, version_id: Optional[int],
                        error: Optional[str] = None) -> None:
-        values = {"outcome": outcome, "version_id": version_id, "error": error,
-                  "recorded_at": _now()}
+        row = {"run_id": run_id, "document_id": document_id, "outcome": outcome,
+               "version_id": version_id, "error": error, "recorded_at": _now()}
+        # A failure is replaced by a later attempt's outcome; otherwise the row is new.
         if previous is None:
-            connection.execute(sa.insert(t.run_documents).values(
-                run_id=run_id, document_id=document_id, **values))
-        else:  # a failure, replaced by this attempt's outcome
-            connection.execute(sa.update(t.run_documents).where(
-                t.run_documents.c.run_id == run_id,
-                t.run_documents.c.document_id == document_id).values(**values))
+            connection.execute(_INSERT_OUTCOME, row)
+        else:
+            connection.execute(_UPDATE_OUTCOME, _update_row(row))
 
     def _transaction(self, work: Callable[[Connection], _R]) -> _R:
         for attempt in range(1, _ATTEMPTS + 1):
@@ -427,7 +447,55 @@ class Store:
         raise AssertionError("unreachable")
 
 
-def chunks(items: Sequence[str], size: int) -> Iterable[Sequence[str]]:
-    """``items`` in slices of ``size``."""
-    for start in range(0, len(items), size):
-        yield items[start:start + size]
+# The statements stored for every document, built once: executing the same statement object
+# with new parameters is SQLAlchemy's quickest path, and this is the scan's inner loop.
+_recorded_outcome = (
+    sa.select(t.run_documents.c.outcome)
+    .where(t.run_documents.c.run_id == sa.bindparam("run_id"),
+           t.run_documents.c.document_id == t.documents.c.id)
+    .scalar_subquery()
+)
+_state_columns = (
+    t.documents.c.id.label("document_id"), t.documents.c.current_version_id,
+    t.documents.c.deleted_run_id, t.document_versions.c.version,
+    t.document_versions.c.content_hash, _recorded_outcome.label("recorded"),
+)
+_with_version = t.documents.outerjoin(
+    t.document_versions, t.document_versions.c.id == t.documents.c.current_version_id)
+# A document's state and what this run recorded of it, in one query. (A document the store
+# has never stored has no row; only a failure can have been recorded for it.)
+_STATE = (sa.select(*_state_columns).select_from(_with_version)
+          .where(t.documents.c.id == sa.bindparam("document_id")))
+_STATES = (sa.select(*_state_columns).select_from(_with_version)
+           .where(t.documents.c.id.in_(sa.bindparam("document_ids", expanding=True))))
+_RECORDED = sa.select(t.run_documents.c.outcome).where(
+    t.run_documents.c.run_id == sa.bindparam("run_id"),
+    t.run_documents.c.document_id == sa.bindparam("document_id"))
+_INSERT_DOCUMENT = sa.insert(t.documents)
+_INSERT_VERSION = sa.insert(t.document_versions)
+_INSERT_CONTAINERS = sa.insert(t.containers)
+_INSERT_WIDGETS = sa.insert(t.widgets)
+_INSERT_DATA_SOURCES = sa.insert(t.data_sources)
+_INSERT_TABLE_REFS = sa.insert(t.table_refs)
+_INSERT_OUTCOME = sa.insert(t.run_documents)
+_UPDATE_OUTCOME = (
+    sa.update(t.run_documents)
+    .where(t.run_documents.c.run_id == sa.bindparam("b_run_id"),
+           t.run_documents.c.document_id == sa.bindparam("b_document_id"))
+)
+_SET_CURRENT = (
+    sa.update(t.documents).where(t.documents.c.id == sa.bindparam("b_document_id"))
+    .values(deleted_run_id=None)
+)
+
+
+def _update_row(row: Dict[str, Any]) -> Dict[str, Any]:
+    """An outcome row as _UPDATE_OUTCOME's parameters: the key renamed, the rest set."""
+    values = {k: v for k, v in row.items() if k not in ("run_id", "document_id")}
+    return {"b_run_id": row["run_id"], "b_document_id": row["document_id"], **values}
+
+
+def _primary_key(result: Any) -> Any:
+    key = result.inserted_primary_key
+    assert key is not None  # an INSERT of one row always has one
+    return key[0]

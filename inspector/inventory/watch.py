@@ -110,13 +110,19 @@ class Watcher:
         relist: Seconds between relists.
         stale_threshold: For the relists' deletion check.
         on_run: Called with each run's id after it ends.
+        probe: Seconds between checks that the connection is open: a lost one is reopened
+            only by a request, and reopening is what triggers the relist that closes the gap.
         clock: The monotonic clock (tests may pass their own).
     """
 
     def __init__(self, store: Store, inspector: DocumentInspector, *, relist: float = 300.0,
                  stale_threshold: float = DEFAULT_STALE_THRESHOLD,
-                 on_run: Optional[Callable[[int], None]] = None,
+                 on_run: Optional[Callable[[int], None]] = None, probe: float = 5.0,
                  clock: Callable[[], float] = time.monotonic) -> None:
+        if isinstance(probe, bool) or not isinstance(probe, (int, float)) or not probe > 0:
+            raise InvalidArgument(f"probe: expected a positive number of seconds, got "
+                                  f"{probe!r}")
+        self.probe = float(probe)
         self.store = store
         self.inspector = inspector
         self.stale_threshold = stale_threshold
@@ -134,7 +140,7 @@ class Watcher:
 
     def run(self) -> None:
         """Watch until :meth:`stop`: relist, re-inspect, and wait for the next thing to do."""
-        unsubscribe = self.inspector.subscribe(  # type: ignore[attr-defined]
+        unsubscribe = self.inspector.subscribe(
             self._notified, on_reconnect=self._reconnected)
         try:
             while not self._stopping.is_set():
@@ -142,12 +148,19 @@ class Watcher:
                     action = self.plan.next_action(self.clock())
                     wait = self.plan.wait_time(self.clock())
                 if action is None:
-                    self._wake.wait(wait)
+                    if not self._wake.wait(min(wait, self.probe)):
+                        self._check_connection()
                     self._wake.clear()
                     continue
                 self._do(action)
         finally:
             unsubscribe()
+
+    def _check_connection(self) -> None:
+        try:
+            _ = self.inspector.connection  # reopens a lost connection; on_reconnect follows
+        except InspectorError as error:
+            logger.warning("the connection is down: %s: %s", type(error).__name__, error)
 
     def _notified(self, method: str, params: Any) -> None:
         with self._lock:
@@ -161,6 +174,7 @@ class Watcher:
         self._wake.set()
 
     def _do(self, action: Action) -> None:
+        run_id: Optional[int]
         try:
             if action.kind == "relist":
                 run_id = scan(self.store, self.inspector, list_all=True, trigger="watch",

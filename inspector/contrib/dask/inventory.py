@@ -40,30 +40,24 @@ from inspector.exceptions import ConnectionFailed, InspectorError, InvalidArgume
 if TYPE_CHECKING:
     from inspector.inventory.inventory import Inventory
     from inspector.inventory.queries import RunRecord
-    from inspector.inventory.store import Store
+    from inspector.inventory.scan import ScanRun
 
 __all__ = ["scan"]
 
 
 class _Pending:
-    """A run's documents still to do, read from the store a page at a time, and the stored
-    fingerprint of each kept only until its batch is cut (memory bounded by one page)."""
+    """A run's documents still to do, and the stored fingerprint of each kept only until its
+    batch is cut (so memory is bounded by the batches in flight, even when no result comes
+    back here to be recorded)."""
 
-    def __init__(self, store: Store, run_id: int) -> None:
-        self._store = store
-        self._run_id = run_id
+    def __init__(self, run: ScanRun) -> None:
+        self._run = run
         self._fingerprints: Dict[str, Optional[str]] = {}
 
     def ids(self) -> Iterator[str]:
-        after = -1
-        while True:
-            page = self._store.pending(self._run_id, after=after)
-            if not page:
-                return
-            for document in page:
-                self._fingerprints[document.document_id] = document.fingerprint
-                yield document.document_id
-            after = page[-1].ordinal
+        for document in self._run.pending_documents():
+            self._fingerprints[document.document_id] = document.fingerprint
+            yield document.document_id
 
     def stored_fingerprint(self, document_id: str) -> Optional[str]:
         return self._fingerprints.pop(document_id, None)
@@ -136,7 +130,7 @@ def scan(
     write_to = None
     if workers_write:
         write_to = WriteTo(run.run_id, database_identity(inventory.engine))
-    pending = _Pending(inventory.store, run.run_id)
+    pending = _Pending(run)
     outcomes = inspect_across(
         client, pending.ids(), settings, batch_size=batch_size,
         max_batches_in_flight=max_batches_in_flight,

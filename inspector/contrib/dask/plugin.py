@@ -83,11 +83,12 @@ class InspectorPlugin(WorkerPlugin):
 
     Args:
         settings: How to open the inspector; never the token.
+        name: The name it is registered under; default from the settings.
     """
 
-    def __init__(self, settings: InspectorSettings) -> None:
+    def __init__(self, settings: InspectorSettings, *, name: Optional[str] = None) -> None:
         self.settings = settings
-        self.name = f"inspector-{settings.key}"
+        self.name = name or f"inspector-{settings.key}"
         self._reset()
 
     def _reset(self) -> None:

@@ -158,9 +158,10 @@ def inspect_across(
     if (isinstance(max_batches_in_flight, bool) or not isinstance(max_batches_in_flight, int)
             or max_batches_in_flight < 1):
         raise InvalidArgument("max_batches_in_flight must be a whole number of at least 1")
-    plugin = InspectorPlugin(settings)
-    client.register_plugin(plugin)
     scan = uuid.uuid4().hex[:12]
+    # A plugin of this scan's own: another scan on the cluster keeps its own inspectors.
+    plugin = InspectorPlugin(settings, name=f"inspector-{settings.key}-{scan}")
+    client.register_plugin(plugin)
     in_flight: Dict[str, Tuple[Batch, Future[Any]]] = {}
     completed = as_completed()  # type: ignore[no-untyped-call]
 

@@ -15,6 +15,9 @@ processes of their own (``document-inspector serve``). Cases:
 * into the inventory (SQLite in a temporary directory, a fresh file per run, ``full``):
   ``inspector.contrib.dask.scan`` on 2 workers against the single-process inventory scan;
   this process writes every result in both.
+* with ``--postgresql``, the same into PostgreSQL (started from the machine's binaries by the
+  tests' ``postgresql_server`` module, a fresh database per run): this process writing, then
+  the workers writing (``workers_write``).
 
 The machine's cores are shared by the servers, the workers and this process: on 2 cores, two
 workers and a server compete for them, which the ratios show as they are.
@@ -94,6 +97,11 @@ def cpu_seconds(pid: int) -> float:
     return float(times.user + times.system)
 
 
+def set_environment(name: str, value: str) -> None:
+    """Run on a worker: set one environment variable."""
+    os.environ[name] = value
+
+
 def worker_pid() -> int:
     """Run on a worker: its process id."""
     return os.getpid()
@@ -120,6 +128,43 @@ def cpu_per_document(url: str, client: Any, settings: Any, ids: Sequence[str]) -
     print(f"CPU ms per document: single process: server {single[0]:.3f}, client "
           f"{single[1]:.3f}; 1 worker: server {spread[0]:.3f}, worker {spread[2]:.3f}, "
           f"client and scheduler {spread[1]:.3f}", flush=True)
+
+
+def fresh_database(server: Any) -> str:
+    """A new, empty database on the benchmark's PostgreSQL; its SQLAlchemy URL."""
+    import psycopg
+
+    name = f"bench_{time.monotonic_ns()}"
+    admin = server.url().replace("postgresql+psycopg://", "postgresql://")
+    with psycopg.connect(admin, autocommit=True) as connection:
+        connection.execute(f'CREATE DATABASE "{name}"')
+    url: str = server.url(name)
+    return url
+
+
+def single_process_into(url: str, ids: Sequence[str], database: Callable[[], str]) -> None:
+    """The single-process inventory scan into a fresh database."""
+    from inspector.inventory import Inventory
+    from inspector.inventory.scan import scan
+
+    with DocumentInspector(url) as di, Inventory(database()) as inventory:
+        run = inventory.run(scan(inventory.store, di, ids, full=True, timeout=di.timeout))
+        assert run.new == len(ids), run
+
+
+def cluster_into(client: Any, settings: Any, ids: Sequence[str], database: Callable[[], str],
+                 workers_write: bool = False) -> None:
+    """The cluster scan into a fresh database; the workers write with ``workers_write``
+    (the database URL in their environment, as ``settings.store_env`` names it)."""
+    from inspector.contrib.dask import scan
+    from inspector.inventory import Inventory
+
+    db = database()
+    if workers_write:
+        client.run(set_environment, settings.store_env, db)  # no password: trust auth
+    with Inventory(db) as inventory:
+        run = scan(inventory, client, settings, ids, full=True, workers_write=workers_write)
+        assert run.new == len(ids), run
 
 
 def rate_ratio(measured: Callable[[], None], reference: Callable[[], None],
@@ -158,6 +203,8 @@ def main() -> None:
     parser.add_argument("--inventory-documents", type=int, default=2_000,
                         help="documents for the inventory case (0: skip it)")
     parser.add_argument("--inventory-runs", type=int, default=1)
+    parser.add_argument("--postgresql", action="store_true",
+                        help="also the inventory cases into PostgreSQL")
     args = parser.parse_args()
 
     from inspector.contrib.dask import InspectorSettings
@@ -197,6 +244,31 @@ def main() -> None:
                                       functools.partial(single_process_into_inventory, url,
                                                         into, directory),
                                       args.inventory_runs))
+                if args.postgresql:
+                    postgresql_cases(client, url, into, args.inventory_runs)
+
+def postgresql_cases(client: Any, url: str, ids: Sequence[str], runs: int) -> None:
+    """Into PostgreSQL: this process writing, then the workers writing."""
+    sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(
+        __file__))), "tests"))
+    import postgresql_server
+
+    from inspector.contrib.dask import InspectorSettings
+
+    server = postgresql_server.start(timeout=120.0)
+    try:
+        database = functools.partial(fresh_database, server)
+        reference = functools.partial(single_process_into, url, ids, database)
+        settings = InspectorSettings(url, store_env="INSPECTOR_BENCH_DB")
+        report(f"2 workers, into PostgreSQL ({len(ids)} documents), this process writing",
+               len(ids), *rate_ratio(functools.partial(cluster_into, client, settings, ids,
+                                                       database), reference, runs))
+        report(f"2 workers, into PostgreSQL ({len(ids)} documents), the workers writing",
+               len(ids), *rate_ratio(functools.partial(cluster_into, client, settings, ids,
+                                                       database, True), reference, runs))
+    finally:
+        server.stop()
+
 
 if __name__ == "__main__":
     main()

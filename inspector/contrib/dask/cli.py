@@ -38,7 +38,8 @@ def add_cluster_arguments(parser: argparse.ArgumentParser) -> None:
     """Add ``--dask``, ``--workers``, ``--connection-cap``, ``--batch-size`` and
     ``--workers-write`` to ``parser``."""
     cluster = parser.add_argument_group(
-        "cluster", "inspect on a Dask cluster (extra 'dask'); this process stores the results")
+        "cluster", "inspect on a Dask cluster (extra 'dask'); this process stores the results "
+        "unless --workers-write")
     where = cluster.add_mutually_exclusive_group()
     where.add_argument("--dask", metavar="ADDRESS",
                        help="a running Dask scheduler, e.g. tcp://scheduler:8786; its workers "

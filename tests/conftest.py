@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import os
 import ssl
 import threading
 import time
-from typing import Any, Iterator, Tuple
+from typing import Any, Iterator, List, Tuple
 
 import postgresql_server as postgresql_server_module
 import pytest
@@ -58,6 +59,87 @@ def tls_pair() -> Tuple[ssl.SSLContext, ssl.SSLContext]:
     client_context = ssl.create_default_context()
     ca.configure_trust(client_context)
     return server_context, client_context
+
+
+# The environment variable the Dask workers read their token from, and its value: set before
+# the cluster starts, as worker processes take their environment from this one when spawned.
+DASK_TOKEN_ENV = "INSPECTOR_DASK_TEST_TOKEN"
+DASK_TOKEN = "tok-7f3c9e1d-never-pickled-5b2a"
+
+
+@pytest.fixture(scope="session")
+def dask_offload_thread() -> None:
+    """Start the process-wide "Dask-Offload" executor thread, which lives as long as the process.
+
+    distributed (de)serializes large messages on it and starts it on first use; started here,
+    in a session fixture, it exists before any test's thread check begins.
+    """
+    import asyncio
+
+    from distributed.utils import offload
+
+    asyncio.run(offload(int))
+
+
+@pytest.fixture(scope="session")
+def dask_client(dask_offload_thread: None) -> Iterator[Any]:
+    """A ``distributed.Client`` on a LocalCluster of 2 worker processes, 1 thread each.
+
+    Session-scoped: starting a cluster takes seconds on a loaded 2-core machine. It is made
+    before any test's thread check starts (pytest sets up wider-scoped fixtures first), so the
+    cluster's own threads (its event loop, the nannies' process watchers) count as already
+    running; so does the one it would start later, on demand (``dask_offload_thread``).
+    No thread is exempted from the check; a test that kills a
+    worker (whose nanny then starts a new process, and new watcher threads) uses
+    ``own_dask_client``.
+    """
+    with start_dask_cluster() as client:
+        yield client
+
+
+@pytest.fixture
+def own_dask_client(dask_offload_thread: None) -> Iterator[Any]:
+    """A cluster like ``dask_client``'s for one test alone, closed (threads joined) after it."""
+    with start_dask_cluster() as client:
+        yield client
+
+
+@pytest.fixture
+def dask_frames(monkeypatch: pytest.MonkeyPatch) -> List[bytes]:
+    """Every frame this process writes to a Dask comm during the test, as bytes: the client's
+    messages to the scheduler (task specs, plugins) and the in-process scheduler's to the
+    workers (the same, passed on)."""
+    import distributed.comm.tcp as tcp
+
+    frames: List[bytes] = []
+    to_frames = tcp.to_frames
+
+    async def recording_to_frames(msg: Any, *args: Any, **kwargs: Any) -> Any:
+        written = await to_frames(msg, *args, **kwargs)
+        frames.extend(bytes(frame) for frame in written)
+        return written
+
+    monkeypatch.setattr(tcp, "to_frames", recording_to_frames)
+    return frames
+
+
+@contextlib.contextmanager
+def start_dask_cluster(**environment: str) -> Iterator[Any]:
+    """A LocalCluster of 2 worker processes, 1 thread each, whose workers have the test token
+    and ``environment`` in theirs; yield its client. A test that starts one itself asks for
+    the ``dask_offload_thread`` fixture."""
+    distributed = pytest.importorskip("distributed")
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv(DASK_TOKEN_ENV, DASK_TOKEN)
+        for name, value in environment.items():
+            patch.setenv(name, value)
+        # dashboard ":0": a free port, as other clusters may run on this machine.
+        cluster = distributed.LocalCluster(
+            n_workers=2, processes=True, threads_per_worker=1, dashboard_address=":0",
+            host="127.0.0.1",
+        )
+    with cluster, distributed.Client(cluster) as client:
+        yield client
 
 
 # -- the inventory's databases: a SQLite file and a real PostgreSQL --

@@ -13,9 +13,10 @@ opened or was lost (the scan is resumable), or a run refused by the stale thresh
 from __future__ import annotations
 
 import argparse
+import contextlib
 import datetime
 import sys
-from typing import TYPE_CHECKING, Any, Optional
+from typing import TYPE_CHECKING, Any, Callable, Iterator, Optional
 
 from inspector.cli import (
     EXIT_OK,
@@ -26,6 +27,7 @@ from inspector.cli import (
     open_inspector,
     read_document_ids,
 )
+from inspector.contrib.dask.cli import add_cluster_arguments, cluster_scanner, wants_cluster
 
 if TYPE_CHECKING:  # pragma: no cover
     from inspector.inventory.inventory import Inventory
@@ -67,6 +69,7 @@ def add_commands(commands: Any, parents: CommandParents) -> None:
                       "deleted at once (default: %(default)s)")
     scan.add_argument("--format", choices=("table", "json"), default="table",
                       help="the run report: table (for people) or json")
+    add_cluster_arguments(scan)  # --dask, --workers: the inspections on a Dask cluster
     scan.set_defaults(run=run_scan)
 
     watch = commands.add_parser(
@@ -162,21 +165,31 @@ def run_scan(args: argparse.Namespace) -> int:
         raise UsageError("name at least one DOC_ID, or give --all, --from-file or --resume")
     threshold = _threshold(args.stale_threshold)
     document_ids = read_document_ids(args.document_ids, args.from_file)
-    with _open(args) as inventory, open_inspector(args) as inspector:
+    with _open(args) as inventory, _scanner(args) as scan:
         def failed(document_id: str, outcome: str, reason: Optional[str]) -> None:
             if outcome == "failed":
                 line = f"{document_id}: {reason}"
                 sys.stderr.write(f"{PROG}: {printable(line, limit=len(line))}\n")
                 sys.stderr.flush()
         try:
-            run = inventory.scan(inspector, document_ids, list_all=args.all, full=args.full,
-                                 resume=args.resume, stale_threshold=threshold,
-                                 on_result=failed)
+            run = scan(inventory, document_ids, list_all=args.all, full=args.full,
+                       resume=args.resume, stale_threshold=threshold, on_result=failed)
         except StaleListing as refusal:
             sys.stderr.write(f"{PROG} scan: run {refusal.run_id} {refusal}\n")
             return EXIT_USAGE
         run_report(run, inventory.failures(run.id), args.format, sys.stdout)
         return EXIT_SOME_FAILED if run.failed else EXIT_OK
+
+
+@contextlib.contextmanager
+def _scanner(args: argparse.Namespace) -> Iterator[Callable[..., Any]]:
+    """``scan(inventory, document_ids, **options)``: with one inspector, or on a cluster."""
+    if wants_cluster(args):
+        with cluster_scanner(args) as scan_on_cluster:
+            yield scan_on_cluster
+        return
+    with open_inspector(args) as inspector:
+        yield lambda inventory, *given, **options: inventory.scan(inspector, *given, **options)
 
 
 def run_watch(args: argparse.Namespace) -> int:

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from typing import Iterable, Iterator, List, Optional, Sequence, Tuple
+from typing import Any, Iterable, Iterator, List, Optional, Sequence, Tuple
 
 import attrs
 
@@ -54,6 +54,10 @@ class StaleListing(InspectorError):
         self.plan = plan
         self.threshold = threshold
         self.run_id: Optional[int] = None
+
+    def __reduce__(self) -> Tuple[Any, ...]:
+        # Rebuilt from its parts, not from the message that ``args`` holds; run_id with them.
+        return (type(self), (self.plan, self.threshold), self.__dict__)
 
 
 @attrs.frozen

@@ -8,9 +8,9 @@ succeed (additive increase), back to just below where the server pushed back. Th
 that level waits ``PROBE_EVERY`` windows of successes; once it succeeds, growth is additive
 again. A server with a fixed limit would otherwise be pushed over it every few dozen round
 trips, each time costing a 429 and a halving (measured: a sawtooth between half the limit and
-the limit, at three quarters of its throughput). A server that never pushes back therefore sees the window reach its ceiling
-within a few round trips, and a busy one gets fewer requests at once instead of the same
-burst again.
+the limit, at three quarters of its throughput). A server that never pushes back therefore
+sees the window reach its ceiling within a few round trips, and a busy one gets fewer requests
+at once instead of the same burst again.
 """
 
 from __future__ import annotations

@@ -234,10 +234,10 @@ risk_findings = Table(
     "risk_findings", metadata,
     Column("version_id", Integer, ForeignKey("document_versions.id"), primary_key=True),
     Column("ordinal", Integer, primary_key=True),
-    Column("widget_id", String(_ID), nullable=False),
+    Column("widget_id", Text, nullable=False),
     Column("kind", String(20), nullable=False),  # column | all_columns | unparseable
-    Column("table_name", String(_ID)),  # None when only a schema could say
-    Column("column_name", String(_ID), nullable=False),
+    Column("table_name", Text),  # None when only a schema could say
+    Column("column_name", Text, nullable=False),
     Column("category", String(40), nullable=False),
     Column("exposure", String(20), nullable=False),  # raw | transformed | aggregated | filter
     Column("confidence", Float, nullable=False),

@@ -14,7 +14,6 @@ down_revision = "0002"
 branch_labels = None
 depends_on = None
 
-_ID = 512
 
 
 def upgrade() -> None:
@@ -35,10 +34,10 @@ def upgrade() -> None:
         "risk_findings",
         sa.Column("version_id", sa.Integer, nullable=False),
         sa.Column("ordinal", sa.Integer, nullable=False),
-        sa.Column("widget_id", sa.String(_ID), nullable=False),
+        sa.Column("widget_id", sa.Text(), nullable=False),
         sa.Column("kind", sa.String(20), nullable=False),
-        sa.Column("table_name", sa.String(_ID)),
-        sa.Column("column_name", sa.String(_ID), nullable=False),
+        sa.Column("table_name", sa.Text()),
+        sa.Column("column_name", sa.Text(), nullable=False),
         sa.Column("category", sa.String(40), nullable=False),
         sa.Column("exposure", sa.String(20), nullable=False),
         sa.Column("confidence", sa.Float, nullable=False),

@@ -92,6 +92,7 @@ __all__ = [
     "main",
     "one_line",
     "open_inspector",
+    "server_url",
     "open_output",
     "output_options",
     "read_document_ids",
@@ -346,13 +347,13 @@ def open_inspector(args: argparse.Namespace, **options: Any) -> DocumentInspecto
             the token variable is not set.
         ConnectionFailed: The connection could not be opened.
     """
-    url = _server_url(args)
+    url = server_url(args)
     settings = connection_settings(args)
     token = _token(getattr(args, "token_env", None))
     return DocumentInspector(url, token=token, **{**settings, **options})
 
 
-def _server_url(args: argparse.Namespace) -> str:
+def server_url(args: argparse.Namespace) -> str:
     """``--url``, else ``$INSPECTOR_URL``, checked; a bad one names where it came from."""
     url = getattr(args, "url", None)
     if url:
@@ -413,7 +414,7 @@ def run_documents_command(args: argparse.Namespace) -> int:
     document_ids = read_document_ids(args.document_ids, args.from_file)
     single = len(args.document_ids) == 1 and not args.all and args.from_file is None
     output_format = args.format or ("json" if single else "jsonl")
-    _server_url(args)  # before creating the output file
+    server_url(args)  # before creating the output file
     try:
         with open_output(args.output) as out:
             run = inspect_documents(

@@ -31,7 +31,7 @@ from inspector import (
 from inspector.contrib.dask import BatchFailed, InspectorSettings, Recorded, WriteTo
 from inspector.inventory.planner import DeletionPlan, StaleListing
 from inspector.inventory.scan import Failure
-from inspector.protocol import CLOSE_MESSAGE_TOO_BIG, FrameViolation
+from inspector.protocol import CLOSE_MESSAGE_TOO_BIG, BadReply, FrameViolation
 from inspector.sources import Source, SourcesReport, Statement, build_report
 
 SOURCE = DataSource(
@@ -106,6 +106,7 @@ _EXAMPLES: Dict[type, BaseException] = {
     ServerError: ServerError(404, "no such document", {"hint": ["x"]}, "GetDocument",
                              {"id": "doc-9"}),
     FrameViolation: FrameViolation("message too big", CLOSE_MESSAGE_TOO_BIG),
+    BadReply: BadReply(7, "the error has no integer code"),
     StaleListing: StaleListing(DeletionPlan(listed_before=10, missing=5), 0.2),
 }
 _EXAMPLES[StaleListing].run_id = 7  # type: ignore[attr-defined]

@@ -16,7 +16,7 @@ import os
 import sys
 from typing import TYPE_CHECKING, Any, Callable, Iterator, Optional, Sequence
 
-from inspector.cli import UsageError
+from inspector.cli import UsageError, connection_settings, server_url
 
 if TYPE_CHECKING:
     from inspector.inventory.inventory import Inventory
@@ -73,9 +73,8 @@ def cluster_scanner(args: argparse.Namespace) -> Iterator[ClusterScan]:
         value = getattr(args, option, None)
         if value is not None and value < 1:
             raise UsageError(f"--{option.replace('_', '-')}: expected at least 1, got {value}")
-    url = args.url or os.environ.get("INSPECTOR_URL")
-    if not url:
-        raise UsageError("no server URL: give --url or set INSPECTOR_URL")
+    url = server_url(args)
+    connection = connection_settings(args)  # checked, as every command's
     try:
         import distributed
 
@@ -83,7 +82,7 @@ def cluster_scanner(args: argparse.Namespace) -> Iterator[ClusterScan]:
         from inspector.contrib.dask.settings import InspectorSettings
     except ImportError as error:
         raise UsageError(f"--dask and --workers need {error.name}: {DASK_EXTRA}") from None
-    if not args.verbose:
+    if not getattr(args, "verbose", 0):
         logging.getLogger("distributed").setLevel(logging.WARNING)
     if args.token_env is not None and not os.environ.get(args.token_env):
         # Checked here too: with --workers the workers share this environment.
@@ -94,7 +93,12 @@ def cluster_scanner(args: argparse.Namespace) -> Iterator[ClusterScan]:
         # The local workers start from this environment: the URL reaches them that way,
         # never through the scheduler.
         os.environ[DB_ENVIRONMENT] = args.db
-    settings = InspectorSettings(url, timeout=args.timeout, token_env=args.token_env,
+    settings = InspectorSettings(url, timeout=connection["timeout"],
+                                 request_timeout=connection["request_timeout"],
+                                 connect_timeout=connection["connect_timeout"],
+                                 max_in_flight=connection["max_in_flight"],
+                                 retries=connection["retries"],
+                                 token_env=args.token_env,
                                  connection_cap=args.connection_cap,
                                  store_env=DB_ENVIRONMENT if workers_write else None)
     with _client(distributed, args) as client:
@@ -117,7 +121,7 @@ def _client(distributed: Any, args: argparse.Namespace) -> Iterator[Any]:
                 distributed.Client(cluster) as client:
             yield client
         return
-    timeout = max(args.timeout or 30.0, 1.0)
+    timeout = max(connection_settings(args)["timeout"] or 30.0, 1.0)
     try:
         # Tried first on a loop of its own: a Client that cannot connect raises from its
         # constructor and leaves its event-loop thread behind, with no object to close.

@@ -17,6 +17,7 @@ from typing import Any, Callable, Dict, Optional, Tuple
 
 import attrs
 
+from inspector.client import DEFAULT_MAX_IN_FLIGHT
 from inspector.exceptions import InspectorError, InvalidArgument
 from inspector.redaction import redact, redact_url
 
@@ -117,7 +118,8 @@ class InspectorSettings:
     timeout: Optional[float] = attrs.field(default=30.0, validator=_positive_or_none)
     request_timeout: Optional[float] = attrs.field(default=10.0, validator=_positive_or_none)
     connect_timeout: Optional[float] = attrs.field(default=10.0, validator=_positive_or_none)
-    max_in_flight: Optional[int] = attrs.field(default=256, validator=_at_least_one)
+    max_in_flight: Optional[int] = attrs.field(default=DEFAULT_MAX_IN_FLIGHT,
+                                               validator=_at_least_one)
     max_documents_in_flight: int = attrs.field(default=8, validator=_at_least_one)
     retries: int = attrs.field(default=5, validator=_not_negative)
     token_env: Optional[str] = attrs.field(default=None, validator=_check_token_env)

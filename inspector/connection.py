@@ -5,9 +5,9 @@ any server that uses it, and knows nothing of documents.
 
 Design, and why:
 
-* websocket-client opens the connection (TCP, TLS and the HTTP upgrade, on a socket this module
-  connects so that one deadline covers all three). After the handshake a single daemon thread,
-  the *I/O thread*, owns the socket: it alone reads and writes it. With ``wss://``,
+* :mod:`inspector.handshake` opens the connection (TCP, TLS and the HTTP upgrade, within one
+  deadline). After the handshake a single daemon thread, the *I/O thread*
+  (:mod:`inspector.io_loop`), owns the socket: it alone reads and writes it. With ``wss://``,
   websocket-client would let a caller thread write while the reader reads the same SSL object,
   which OpenSSL does not support; one owner makes that impossible rather than unlikely.
 * Callers never touch the socket. ``request()`` encodes the frame in the caller's thread,
@@ -28,8 +28,10 @@ Design, and why:
 * When the connection ends for any reason, every waiting request fails at once with the same
   kind of error, chained from the cause, and every later request fails at once.
 
-The public :class:`Connection` is a thin handle over ``_Session``; the I/O thread refers only to
-the session, so a Connection that is dropped without ``close()`` is garbage collected and its
+This module is the callers' side: ``_Session`` registers requests in the pending table
+(:mod:`inspector.pending`), holds the slot limit, routes each text message the I/O thread hands
+it to its Future, and fans a failure out to every waiter. The public :class:`Connection` is a
+thin handle over ``_Session``; the I/O thread refers only to the session, so a Connection that is dropped without ``close()`` is garbage collected and its
 finalizer closes the session (and ``atexit`` does the same for one still alive at exit).
 """
 
@@ -39,19 +41,16 @@ import enum
 import itertools
 import logging
 import os
-import selectors
 import socket
 import ssl
 import threading
 import time
 import weakref
-from collections import deque
 from concurrent.futures import Future, InvalidStateError
 from concurrent.futures import TimeoutError as FutureTimeout
 from typing import (
     Any,
     Callable,
-    Deque,
     Iterable,
     List,
     Mapping,
@@ -75,7 +74,8 @@ from inspector.exceptions import (
     ServerError,
     copy_error,
 )
-from inspector.handshake import handshake_headers, open_socket, shutdown_quietly
+from inspector.handshake import handshake_headers, open_socket
+from inspector.io_loop import IOLoop
 from inspector.notifier import NotificationCallback, Notifier
 from inspector.options import check_count, check_seconds
 from inspector.pending import PendingRequests
@@ -89,12 +89,6 @@ Params = Optional[Mapping[str, Any]]
 
 _DEFAULT = object()  # "use the connection's request_timeout", as opposed to None (no limit)
 _FLUSH_EVERY = 64  # frames a large batch hands to the I/O thread at a time
-_READ_SIZE = 65536
-_READ_BUDGET = 1 << 20  # bytes read per loop turn before writes and deadlines get a look
-# A pong is added to the outgoing bytes only while fewer than this wait to be written; until
-# then only the latest ping's payload is kept (RFC 6455 5.5.3 allows answering only the most
-# recent ping), so a server that floods pings and never reads cannot make pongs pile up.
-_PONG_ROOM = 65536
 # How long close() and the finalizer wait for the server's answer to the close frame while the
 # interpreter is exiting, whatever close_timeout says: a silent server must not hold the exit.
 EXIT_GRACE = 0.5
@@ -200,8 +194,6 @@ class _Session:
         self.stats = ConnectionStats()
         self.pid = os.getpid()
 
-        self._sock = sock
-        self._reader = protocol.FrameReader(max_message_size)
         self._ids = itertools.count(1)
         # The lock guards the pending map's membership against the failure swap, the state,
         # and the wait for a free slot; replies pop entries without it (dict.pop is atomic).
@@ -210,32 +202,22 @@ class _Session:
         self._slot_waiters = 0
         self._state = _State.OPEN
         self._failure: Optional[InspectorError] = None
-
-        # Outgoing frames with the id of the request they carry (None for control frames).
-        self._outgoing: Deque[Tuple[bytes, Optional[int]]] = deque()
-        self._wake_pending = False
-        self._wake_receive, self._wake_send = socket.socketpair()
-        self._wake_receive.setblocking(False)
-        self._wake_send.setblocking(False)
-
         self._notifier = Notifier(
             f"inspector-notify {redact_url(url)}",
             max_queued=MAX_QUEUED_NOTIFICATIONS,
             max_queued_bytes=max_message_size or 16 * 2**20,
         )
-        # The payload of the latest ping not yet answered (the I/O thread's alone).
-        self._unanswered_ping: Optional[bytes] = None
-
-        self._io_thread = threading.Thread(
-            target=self._run, name=f"inspector-io {redact_url(url)}", daemon=True
+        self._io = IOLoop(  # last: it starts the thread, which routes to this session
+            url, sock, self, max_message_size=max_message_size,
+            ping_interval=ping_interval, ping_timeout=ping_timeout,
+            close_timeout=close_timeout, stats=self.stats,
         )
-        self._io_thread.start()  # last: everything it reads is in place
 
     # -- called from any thread --
 
     @property
     def in_io_thread(self) -> bool:
-        return threading.current_thread() is self._io_thread
+        return self._io.in_thread
 
     def check_usable(self) -> None:
         if os.getpid() != self.pid:
@@ -259,9 +241,8 @@ class _Session:
             # Frames already registered must go out before this thread waits for a slot:
             # their replies are what free one.
             if frames:
-                self._outgoing.extend(frames)
+                self._io.send(frames)
                 frames.clear()
-                self._wake()
 
         calls = list(calls)
         keys = protocol.mask_keys(len(calls))
@@ -338,14 +319,6 @@ class _Session:
                 raise copy_error(self._failure)
             self._pending.add(request_id, entry)
 
-    def _wake(self) -> None:
-        if not self._wake_pending:
-            self._wake_pending = True
-            try:
-                self._wake_send.send(b"\0")
-            except (BlockingIOError, OSError):
-                pass  # the pair is full (a wake is pending anyway) or closed (we are done)
-
     def forget(self, future: Future[Any], error: InspectorError) -> None:
         """Remove the entry of ``future`` (timed out or abandoned) and fail it with ``error``."""
         request_id = getattr(future, "request_id", None)
@@ -367,14 +340,13 @@ class _Session:
             return  # the parent's socket: sending a close frame from here would break it
         with self._lock:
             if self._state is not _State.OPEN:
-                closing_thread_running = self._io_thread.is_alive()
+                closing_thread_running = self._io.alive
             else:
                 closing_thread_running = True
                 self._state = _State.CLOSING
                 self._set_failure(ClientClosed("the connection was closed by the client"))
         if closing_thread_running:
-            self._outgoing.append((protocol.encode_close(protocol.CLOSE_NORMAL), None))
-            self._wake()
+            self._io.send_close()
         # The I/O thread stops waiting for the answer at close_timeout; the join allows it a
         # moment more to finish, except at exit, where the grace is all there is.
         limit, slack = self.close_timeout, 0.5
@@ -383,11 +355,7 @@ class _Session:
         elif not wait:
             self._notifier.stop(0)
             return
-        if not self.in_io_thread:
-            self._io_thread.join(None if limit is None else limit + slack)
-            if self._io_thread.is_alive():
-                shutdown_quietly(self._sock)  # last resort: wake any blocked call
-                self._io_thread.join(1.0)
+        self._io.join(None if limit is None else limit + slack)
         self._notifier.stop(limit)
 
     # -- failure: every waiting request fails at once --
@@ -418,227 +386,27 @@ class _Session:
             if self._slot_waiters:
                 self._lock.notify_all()
 
-    # -- the I/O thread --
+    # -- the router: what the I/O thread calls --
 
-    def _run(self) -> None:
-        selector = selectors.DefaultSelector()
-        sock = self._sock
-        selector.register(self._wake_receive, selectors.EVENT_READ)
-        selector.register(sock, selectors.EVENT_READ)
-        out = bytearray()
-        writing = False
-        close_sent_at: Optional[float] = None
-        ping_due = self._next_ping_time()
-        pong_due: Optional[float] = None
-        stalled_since: Optional[float] = None  # since when bytes wait and none could be written
-        try:
-            while True:
-                now = time.monotonic()
-                wait = self._wait_time(now, close_sent_at, ping_due, pong_due)
-                if stalled_since is not None and self.ping_timeout is not None:
-                    wait = min(
-                        wait if wait is not None else self.ping_timeout,
-                        max(0.0, stalled_since + self.ping_timeout - now),
-                    )
-                if isinstance(sock, ssl.SSLSocket) and sock.pending():
-                    wait = 0.0  # decrypted bytes are waiting that select cannot see
-                readable = woken = False
-                for key, mask in selector.select(wait):
-                    if key.fileobj is sock:
-                        readable = readable or bool(mask & selectors.EVENT_READ)
-                    else:
-                        woken = True
-                # Take what callers queued: frames to write, deadlines to watch. The wake-up
-                # bytes are drained first and the flag cleared after: a caller that queues
-                # from here on sees the flag down and writes a byte that wakes the next turn.
-                # (Cleared first, a byte written between the two would be drained here while
-                # the flag stayed up, and no caller would ever write one again.)
-                if woken:
-                    self._drain_wake_ups()
-                self._wake_pending = False
-                if self._outgoing and self._take_outgoing(out):
-                    close_sent_at = close_sent_at or time.monotonic()
-                if readable or (isinstance(sock, ssl.SSLSocket) and sock.pending()):
-                    closed_by_server, pong_seen = self._read(sock, out)
-                    if pong_seen:
-                        pong_due = None
-                    if closed_by_server is not None:
-                        if out:
-                            self._write(sock, out)  # the echo of the server's close frame
-                        self._fail(closed_by_server)
-                        return
-                now = time.monotonic()
-                self._expire(self._pending.pop_expired(now))
-                if (
-                    close_sent_at is not None
-                    and self.close_timeout is not None
-                    and now - close_sent_at >= self.close_timeout
-                ):
-                    return  # the server did not answer our close frame in time
-                if pong_due is not None and now >= pong_due:
-                    raise ConnectionLost(
-                        f"no pong within ping_timeout={self.ping_timeout}s: "
-                        "the connection is half-open or the server is stuck"
-                    )
-                if ping_due is not None and now >= ping_due:
-                    out += protocol.encode_frame(b"inspector", protocol.OP_PING)
-                    if pong_due is None and self.ping_timeout is not None:
-                        pong_due = now + self.ping_timeout
-                    ping_due = self._next_ping_time()
-                if self._unanswered_ping is not None and len(out) < _PONG_ROOM:
-                    out += protocol.encode_frame(self._unanswered_ping, protocol.OP_PONG)
-                    self._unanswered_ping = None
-                # Write everything this turn produced in one send; what the socket cannot
-                # take now waits for it to become writable.
-                if out:
-                    written = self._write(sock, out)
-                    del out[:written]
-                    if written or stalled_since is None:
-                        stalled_since = now
-                    elif self.ping_timeout is not None and now - stalled_since >= (
-                        self.ping_timeout
-                    ):
-                        # A peer that reads nothing for that long is as dead as one that
-                        # answers no ping.
-                        raise ConnectionLost(
-                            f"the server read nothing for ping_timeout={self.ping_timeout}s "
-                            f"({len(out)} bytes waiting to be sent): it is stuck or gone"
-                        )
-                else:
-                    stalled_since = None
-                if bool(out) != writing:
-                    writing = bool(out)
-                    mask = selectors.EVENT_READ | (selectors.EVENT_WRITE if writing else 0)
-                    selector.modify(sock, mask)
-        except protocol.FrameViolation as exc:
-            logger.warning("closing %s: %s", redact_url(self.url), exc)
-            self._fail(ProtocolError(str(exc)))
-            self._send_quietly(sock, protocol.encode_close(exc.close_code))
-        except BaseException as exc:  # the reader must record why it stopped, whatever it was
-            if isinstance(exc, ConnectionLost):
-                failure: InspectorError = exc
-            else:
-                reason = _describe_loss(exc)
-                failure = ConnectionLost(f"connection to {redact_url(self.url)} lost: {reason}")
-                failure.__cause__ = exc
-            if self._state is _State.OPEN:
-                logger.warning("%s", failure)
-            self._fail(failure)
-        finally:
-            self._fail(ClientClosed("the connection is closed"))
-            selector.close()
-            sock.close()
-            self._wake_receive.close()
-            self._wake_send.close()
+    def watch(self, request_id: int) -> None:
+        self._pending.watch(request_id)
 
-    def _drain_wake_ups(self) -> None:
-        try:
-            while self._wake_receive.recv(4096):
-                pass
-        except OSError:
-            pass  # drained (BlockingIOError) or closed
+    def next_deadline(self) -> Optional[float]:
+        return self._pending.next_deadline()
 
-    def _take_outgoing(self, out: bytearray) -> bool:
-        """Move queued frames into ``out``; return whether a close frame was among them.
+    def expire(self, now: float) -> None:
+        self._expire(self._pending.pop_expired(now))
 
-        A method of its own, so that no request lingers in a local variable of the loop
-        while it waits: a Future kept alive there keeps alive whatever its callbacks refer
-        to, and an inspector dropped without close() would never be collected.
-        """
-        outgoing = self._outgoing
-        pending = self._pending
-        close_queued = False
-        while outgoing:
-            frame, request_id = outgoing.popleft()
-            out += frame
-            if request_id is not None:
-                self.stats.requests += 1
-                pending.watch(request_id)
-            elif frame[0] & 0x0F == protocol.OP_CLOSE:
-                close_queued = True
-        return close_queued
+    def routed(self) -> None:
+        self._free_slot()
 
-    def _next_ping_time(self) -> Optional[float]:
-        return time.monotonic() + self.ping_interval if self.ping_interval else None
+    def closing(self) -> bool:
+        return self._state is not _State.OPEN
 
-    def _wait_time(
-        self,
-        now: float,
-        close_sent_at: Optional[float],
-        ping_due: Optional[float],
-        pong_due: Optional[float],
-    ) -> Optional[float]:
-        moments = [m for m in (ping_due, pong_due) if m is not None]
-        earliest = self._pending.next_deadline()
-        if earliest is not None:
-            moments.append(earliest)
-        if close_sent_at is not None and self.close_timeout is not None:
-            moments.append(close_sent_at + self.close_timeout)
-        if not moments:
-            return None
-        return max(0.0, min(moments) - now)
+    def ended(self, failure: InspectorError) -> None:
+        self._fail(failure)
 
-    @staticmethod
-    def _write(sock: Union[socket.socket, ssl.SSLSocket], data: bytearray) -> int:
-        try:
-            return sock.send(data)
-        except (BlockingIOError, ssl.SSLWantWriteError, ssl.SSLWantReadError):
-            return 0
-
-    @staticmethod
-    def _send_quietly(sock: Union[socket.socket, ssl.SSLSocket], frame: bytes) -> None:
-        try:
-            sock.send(frame)
-        except OSError:
-            pass  # best effort: the connection is being abandoned anyway
-
-    def _read(
-        self, sock: Union[socket.socket, ssl.SSLSocket], out: bytearray
-    ) -> Tuple[Optional[InspectorError], bool]:
-        """Read what is ready, route it; return (why the server closed, whether a pong came)."""
-        budget = _READ_BUDGET
-        pong_seen = False
-        answered = 0
-        while budget > 0:
-            try:
-                data = sock.recv(_READ_SIZE)
-            except (BlockingIOError, ssl.SSLWantReadError, ssl.SSLWantWriteError):
-                break
-            if not data:
-                raise ConnectionLost(
-                    f"connection to {redact_url(self.url)} lost: the server closed the TCP "
-                    "connection"
-                )
-            budget -= len(data)
-            for opcode, payload in self._reader.feed(data):
-                if isinstance(payload, str):  # a text message, decoded by the reader
-                    answered += self._route(payload)
-                elif opcode == protocol.OP_PING:
-                    self._unanswered_ping = payload  # answered before the next write
-                elif opcode == protocol.OP_PONG:
-                    pong_seen = True
-                elif opcode == protocol.OP_CLOSE:
-                    code, reason = protocol.parse_close(payload)
-                    if self._state is _State.OPEN:
-                        out += protocol.encode_close(code or protocol.CLOSE_NORMAL)
-                        return ConnectionLost(
-                            f"the server closed the connection (code {code}"
-                            + (f": {reason}" if reason else "")
-                            + ")"
-                        ), pong_seen
-                    return ClientClosed("the connection was closed by the client"), pong_seen
-                else:
-                    self.stats.junk += 1
-                    logger.warning("ignored a binary frame of %d bytes", len(payload))
-            if len(data) < _READ_SIZE and not (
-                isinstance(sock, ssl.SSLSocket) and sock.pending()
-            ):
-                break  # the socket is drained; skip the recv that would only say so
-        if answered:
-            self._free_slot()  # once per batch of replies, not once per reply
-        return None, pong_seen
-
-    def _route(self, text: str) -> int:
+    def route(self, text: str) -> int:
         """Route one text message; return 1 if it settled a pending request, else 0."""
         try:
             message = protocol.parse_message(text)
@@ -714,14 +482,6 @@ def _settle(future: Future[Any], result: Any = None, error: Optional[BaseExcepti
             future.set_result(result)
     except InvalidStateError:
         pass
-
-
-def _describe_loss(exc: BaseException) -> str:
-    if isinstance(exc, ssl.SSLError):
-        return f"TLS error: {exc.reason or exc}"
-    if isinstance(exc, OSError):
-        return exc.strerror or type(exc).__name__
-    return f"{type(exc).__name__}: {exc}"
 
 
 # --- the public handle --------------------------------------------------------------------

@@ -31,8 +31,9 @@ Design, and why:
 This module is the callers' side: ``_Session`` registers requests in the pending table
 (:mod:`inspector.pending`), holds the slot limit, routes each text message the I/O thread hands
 it to its Future, and fans a failure out to every waiter. The public :class:`Connection` is a
-thin handle over ``_Session``; the I/O thread refers only to the session, so a Connection that is dropped without ``close()`` is garbage collected and its
-finalizer closes the session (and ``atexit`` does the same for one still alive at exit).
+thin handle over ``_Session``; the I/O thread refers only to the session, so a Connection that is
+dropped without ``close()`` is garbage collected and its finalizer closes the session (and
+``atexit`` does the same for one still alive at exit).
 """
 
 from __future__ import annotations

@@ -9,8 +9,6 @@ manager stops the thread and closes every socket.
 
 from __future__ import annotations
 
-import base64
-import hashlib
 import json
 import socket
 import struct
@@ -18,9 +16,8 @@ import threading
 from contextlib import contextmanager
 from typing import Any, Callable, Iterator, List, Optional, Tuple
 
+from raw_servers import accept_key
 from support import MS
-
-_GUID = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
 
 OP_CONTINUATION, OP_TEXT, OP_BINARY, OP_CLOSE, OP_PING, OP_PONG = 0x0, 0x1, 0x2, 0x8, 0x9, 0xA
 
@@ -59,7 +56,7 @@ class Peer:
         self.send(
             b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n"
             b"Connection: Upgrade\r\nSec-WebSocket-Accept: "
-            + _accept_key(self.request).encode() + b"\r\n\r\n"
+            + accept_key(self.request).encode() + b"\r\n\r\n"
         )
 
     def send_frame(self, payload: bytes, opcode: int = OP_TEXT, fin: bool = True) -> None:
@@ -121,15 +118,6 @@ class Peer:
 
 
 Script = Callable[[Peer], None]
-
-
-def _accept_key(request: bytes) -> str:
-    for line in request.decode("latin-1").split("\r\n"):
-        name, _, value = line.partition(":")
-        if name.strip().lower() == "sec-websocket-key":
-            digest = hashlib.sha1((value.strip() + _GUID).encode()).digest()
-            return base64.b64encode(digest).decode()
-    return ""
 
 
 class HostileServer:

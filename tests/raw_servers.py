@@ -26,7 +26,8 @@ def _read_request(conn: socket.socket) -> bytes:
     return data
 
 
-def _accept_key(request: bytes) -> str:
+def accept_key(request: bytes) -> str:
+    """The Sec-WebSocket-Accept value that answers the handshake ``request``."""
     for line in request.decode("latin-1").split("\r\n"):
         name, _, value = line.partition(":")
         if name.strip().lower() == "sec-websocket-key":
@@ -81,7 +82,7 @@ class RawServer:
             conn.sendall(
                 b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n"
                 b"Connection: Upgrade\r\nSec-WebSocket-Accept: "
-                + _accept_key(request).encode()
+                + accept_key(request).encode()
                 + b"\r\n\r\n"
             )
             # Read and drop everything, answer nothing, not even a close frame.

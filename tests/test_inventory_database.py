@@ -82,3 +82,25 @@ def test_opening_twice_is_harmless(inventory_db):
                               targets=[("a", False)])
     with Inventory(inventory_db) as second:
         assert [run.targets for run in second.runs()] == [1]
+
+
+def test_ctrl_c_waits_for_the_transaction_to_end(tmp_path):
+    """Ctrl-C during a write: the transaction commits whole, then KeyboardInterrupt comes."""
+    import os
+    import signal
+
+    from inspector.inventory.database import open_engine, transaction
+
+    engine = open_engine(str(tmp_path / "held.db"))
+
+    def work(connection):
+        connection.execute(sa.text("CREATE TABLE IF NOT EXISTS t (n INTEGER)"))
+        os.kill(os.getpid(), signal.SIGINT)  # arrives in the middle of the transaction
+        connection.execute(sa.text("INSERT INTO t VALUES (1)"))
+
+    with pytest.raises(KeyboardInterrupt):
+        transaction(engine, work)
+    with engine.connect() as connection:
+        assert connection.execute(sa.text("SELECT count(*) FROM t")).scalar() == 1
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+    engine.dispose()

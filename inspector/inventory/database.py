@@ -8,10 +8,13 @@ so an inventory made by an older version is upgraded in place.
 
 from __future__ import annotations
 
+import contextlib
 import datetime
 import functools
 import os
-from typing import Any, Callable, Optional, TypeVar, cast
+import signal
+import threading
+from typing import Any, Callable, Iterator, List, Optional, TypeVar, cast
 
 import sqlalchemy as sa
 from alembic import command
@@ -36,15 +39,50 @@ _ATTEMPTS = 3
 
 
 def transaction(engine: Engine, work: Callable[[sa.Connection], _R]) -> _R:
-    """Run ``work(connection)`` in one transaction; again if it collided with another writer."""
-    for attempt in range(1, _ATTEMPTS + 1):
-        try:
-            with engine.begin() as connection:
-                return work(connection)
-        except sa.exc.IntegrityError:
-            if attempt == _ATTEMPTS:
-                raise
+    """Run ``work(connection)`` in one transaction; again if it collided with another writer.
+
+    Ctrl-C and SIGTERM that arrive meanwhile take effect once the transaction is over.
+    """
+    with _signals_held():
+        for attempt in range(1, _ATTEMPTS + 1):
+            try:
+                with engine.begin() as connection:
+                    return work(connection)
+            except sa.exc.IntegrityError:
+                if attempt == _ATTEMPTS:
+                    raise
     raise AssertionError("unreachable")
+
+
+_HELD_SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
+
+@contextlib.contextmanager
+def _signals_held() -> Iterator[None]:
+    """Hold SIGINT and SIGTERM for the duration, then act on them as they would have acted.
+
+    A KeyboardInterrupt raised inside the database driver, or inside SQLAlchemy's own ending
+    of a transaction, can leave a connection in its transaction: with SQLite it keeps the write
+    lock, and the next write (marking the run interrupted) then waits out the whole
+    busy_timeout. So the interruption waits for the transaction, a few milliseconds at most.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        yield  # only the main thread receives signals, and only it may set handlers
+        return
+    received: List[signal.Signals] = []
+    previous = {number: signal.signal(number, lambda n, _: received.append(signal.Signals(n)))
+                for number in _HELD_SIGNALS}
+    try:
+        yield
+    finally:
+        for number, handler in previous.items():
+            signal.signal(number, handler)
+        if received:
+            handler = previous[received[0]]
+            if callable(handler):
+                handler(received[0], None)  # raises, as Python's or the command line's does
+            elif handler == signal.SIG_DFL:
+                signal.raise_signal(received[0])
 
 
 def inserted_id(result: Any) -> int:

@@ -1,0 +1,176 @@
+"""LightFuture: a real concurrent.futures.Future, cheaper to make and to read once settled."""
+
+from __future__ import annotations
+
+import gc
+import threading
+import weakref
+from concurrent.futures import (
+    FIRST_COMPLETED,
+    CancelledError,
+    Future,
+    InvalidStateError,
+    as_completed,
+    wait,
+)
+from concurrent.futures import TimeoutError as FutureTimeout
+from typing import Any, List
+
+import pytest
+
+from inspector.futures import LightFuture
+from tests.support import MS
+
+pytestmark = pytest.mark.timeout(30)
+
+
+def test_it_has_every_field_a_plain_future_has():
+    # LightFuture sets Future's fields itself; a Python that adds one must fail here, not in
+    # a Future method that reads it.
+    assert set(vars(Future())) <= set(vars(LightFuture()))
+
+
+def test_a_result_reaches_a_thread_that_waits_for_it():
+    future = LightFuture()
+    got: List[Any] = []
+    started = threading.Event()
+
+    def waiter() -> None:
+        started.set()
+        got.append(future.result(10_000 * MS))
+
+    thread = threading.Thread(target=waiter)
+    thread.start()
+    started.wait()
+    future.set_result("done")
+    thread.join()
+    assert got == ["done"] and future.done() and future.result() == "done"
+
+
+def test_an_error_is_raised_to_each_reader_and_returned_by_exception():
+    future = LightFuture()
+    error = ValueError("bad")
+    future.set_exception(error)
+    for _ in range(2):
+        with pytest.raises(ValueError) as caught:
+            future.result()
+        assert caught.value is error
+    assert future.exception() is error and future.done()
+
+
+def test_waiting_times_out_then_still_sees_the_result():
+    future = LightFuture()
+    with pytest.raises(FutureTimeout):
+        future.result(20 * MS)
+    with pytest.raises(FutureTimeout):
+        future.exception(20 * MS)
+    future.set_result(1)
+    assert future.result(0) == 1 and future.exception(0) is None
+
+
+def test_the_first_callback_given_at_construction_runs_once_with_later_ones():
+    calls: List[str] = []
+    future = LightFuture(lambda f: calls.append(f"first {f.result()}"))
+    future.add_done_callback(lambda f: calls.append(f"second {f.result()}"))
+    future.set_result(7)
+    future.add_done_callback(lambda f: calls.append(f"late {f.result()}"))  # runs at once
+    assert calls == ["first 7", "second 7", "late 7"]
+
+
+def test_cancel_wakes_a_waiter_with_cancelled_error():
+    future = LightFuture()
+    raised: List[BaseException] = []
+    started = threading.Event()
+
+    def waiter() -> None:
+        started.set()
+        try:
+            future.result(10_000 * MS)
+        except BaseException as exc:  # noqa: BLE001 - the test inspects it
+            raised.append(exc)
+
+    thread = threading.Thread(target=waiter)
+    thread.start()
+    started.wait()
+    # The waiter may not wait yet when cancel() runs; either way it must see the cancel.
+    assert future.cancel()
+    thread.join()
+    assert len(raised) == 1 and isinstance(raised[0], CancelledError)
+    assert future.cancelled() and future.done()
+
+
+def test_wait_and_as_completed_work_across_threads():
+    futures = [LightFuture() for _ in range(20)]
+    setter = threading.Thread(target=lambda: [f.set_result(i) for i, f in enumerate(futures)])
+    setter.start()
+    assert sorted(f.result() for f in as_completed(futures, timeout=10_000 * MS)) == list(
+        range(20)
+    )
+    setter.join()
+    pending = [LightFuture(), LightFuture()]
+    threading.Timer(20 * MS, pending[1].set_result, ["second"]).start()
+    done, not_done = wait(pending, timeout=10_000 * MS, return_when=FIRST_COMPLETED)
+    assert done == {pending[1]} and not_done == {pending[0]}
+
+
+def test_many_waiters_all_wake():
+    future = LightFuture()
+    results: List[Any] = []
+    ready = threading.Barrier(9)
+
+    def waiter() -> None:
+        ready.wait()
+        results.append(future.result(10_000 * MS))
+
+    threads = [threading.Thread(target=waiter) for _ in range(8)]
+    for thread in threads:
+        thread.start()
+    ready.wait()
+    future.set_result("x")
+    for thread in threads:
+        thread.join()
+    assert results == ["x"] * 8
+
+
+def test_a_raised_error_leaves_no_cycle_holding_the_future():
+    # Future.result() breaks the cycle error -> traceback -> frame -> future -> error; so
+    # must the fast path, or every failed request would wait for the garbage collector.
+    class Payload:
+        pass
+
+    future = LightFuture()
+    future.set_exception(RuntimeError("x"))
+    payload = Payload()
+    future.payload = payload  # type: ignore[attr-defined]
+    alive = weakref.ref(payload)
+    del payload
+    with pytest.raises(RuntimeError):
+        future.result()
+    gc.disable()
+    try:
+        del future
+        assert alive() is None, "the future outlived its last reference"
+    finally:
+        gc.enable()
+
+
+
+def test_settling_a_settled_future_raises_rather_than_deadlocks():
+    # Future.set_result() formats the future's repr while holding its condition, and the repr
+    # takes the condition again: the lock must be reentrant.
+    future = LightFuture()
+    future.set_result(1)
+    outcome: List[BaseException] = []
+
+    def settle_again() -> None:
+        try:
+            future.set_exception(ValueError("late"))
+        except BaseException as exc:  # noqa: BLE001 - the test inspects it
+            outcome.append(exc)
+
+    thread = threading.Thread(target=settle_again, daemon=True)
+    thread.start()
+    thread.join(10_000 * MS)
+    assert not thread.is_alive(), "set_exception() on a settled future deadlocked"
+    assert len(outcome) == 1 and isinstance(outcome[0], InvalidStateError)
+    assert "LightFuture" in repr(future) and future.result() == 1

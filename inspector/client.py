@@ -146,7 +146,7 @@ class DocumentInspector:
         ssl_context: Any = None,
         max_message_size: Optional[int] = 16 * 2**20,
         *,
-        max_documents_in_flight: int = 8,
+        max_documents_in_flight: int = 32,
         retries: int = 5,
         busy_retries: int = 20,
         connect_attempts: int = 5,

@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import pickle
 from typing import (
     TYPE_CHECKING,
     Any,
@@ -56,7 +57,8 @@ from inspector.redaction import redact_url
 if TYPE_CHECKING:
     from distributed import Worker
 
-__all__ = ["BatchOutcome", "InspectorPlugin", "inspect_batch"]
+__all__ = ["BatchOutcome", "InspectorPlugin", "inspect_batch", "inspect_batch_pickled",
+           "unpickle_outcomes"]
 
 logger = logging.getLogger("inspector.contrib.dask")
 
@@ -236,3 +238,30 @@ def inspect_batch(
             "client.register_plugin(InspectorPlugin(settings))"
         )
     return plugin.inspect(document_ids, fingerprints, full=full, write_to=write_to)
+
+
+def inspect_batch_pickled(
+    document_ids: Sequence[str],
+    plugin_name: str,
+    fingerprints: Optional[Fingerprints] = None,
+    full: bool = False,
+    write_to: Optional[WriteTo] = None,
+) -> bytes:
+    """:func:`inspect_batch`, its outcomes pickled at once into one bytes object.
+
+    What :func:`~inspector.contrib.dask.inspect_across` submits. Held as models until the
+    client fetched them, a batch's thousands of objects were walked by the worker's garbage
+    collector again and again, then pickled one by one on the worker's event loop: measured,
+    a fifth of a worker's time (0.1 ms per document of 0.55). Pickled as the batch ends, they
+    die young, and the worker holds and sends one bytes object, which Dask also sizes right.
+    Read them back with :func:`unpickle_outcomes`.
+    """
+    outcomes = inspect_batch(document_ids, plugin_name, fingerprints, full, write_to)
+    return pickle.dumps(outcomes, protocol=pickle.HIGHEST_PROTOCOL)
+
+
+def unpickle_outcomes(data: bytes) -> List[BatchOutcome]:
+    """The outcomes :func:`inspect_batch_pickled` returned (from a worker of the cluster the
+    caller submitted to: Dask trusts its workers with pickles both ways)."""
+    outcomes: List[BatchOutcome] = pickle.loads(data)
+    return outcomes

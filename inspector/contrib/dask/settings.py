@@ -120,7 +120,7 @@ class InspectorSettings:
     connect_timeout: Optional[float] = attrs.field(default=10.0, validator=_positive_or_none)
     max_in_flight: Optional[int] = attrs.field(default=DEFAULT_MAX_IN_FLIGHT,
                                                validator=_at_least_one)
-    max_documents_in_flight: int = attrs.field(default=8, validator=_at_least_one)
+    max_documents_in_flight: int = attrs.field(default=32, validator=_at_least_one)
     retries: int = attrs.field(default=5, validator=_not_negative)
     token_env: Optional[str] = attrs.field(default=None, validator=_check_token_env)
     token_callback: Optional[str] = attrs.field(default=None, validator=_check_callback)

@@ -16,7 +16,12 @@ from typing import Any, Callable, Dict, Generator, Iterable, List, Optional, Tup
 from distributed import Client, Future, as_completed
 from distributed.scheduler import KilledWorker
 
-from inspector.contrib.dask.plugin import BatchOutcome, InspectorPlugin, inspect_batch
+from inspector.contrib.dask.plugin import (
+    BatchOutcome,
+    InspectorPlugin,
+    inspect_batch_pickled,
+    unpickle_outcomes,
+)
 from inspector.contrib.dask.settings import InspectorSettings
 from inspector.contrib.dask.writing import StoreUnavailable, WriteTo
 from inspector.exceptions import ConnectionFailed, InspectorError, InvalidArgument
@@ -173,7 +178,7 @@ def inspect_across(
         fingerprints = None
         if stored_fingerprint is not None and not full:
             fingerprints = {i: stored_fingerprint(i) for i in batch.document_ids}
-        future = client.submit(inspect_batch, batch.document_ids, plugin.name, fingerprints,
+        future = client.submit(inspect_batch_pickled, batch.document_ids, plugin.name, fingerprints,
                                full, write_to, key=key, pure=False)
         in_flight[key] = (batch, future)
         completed.add(future)  # type: ignore[no-untyped-call]
@@ -185,7 +190,7 @@ def inspect_across(
         for future in completed:
             batch, _ = in_flight.pop(str(future.key))
             if future.status == "finished":
-                outcomes: List[BatchOutcome] = future.result()
+                outcomes = unpickle_outcomes(future.result())
             elif future.status == "cancelled":  # by the scheduler, not by us: try again
                 outcomes = plan.failed(batch, InspectorError("the batch was cancelled"))
             else:

@@ -184,3 +184,28 @@ def test_an_inspector_cannot_be_pickled(sample_server: Any) -> None:
     with DocumentInspector(sample_server.url) as inspector:
         with pytest.raises(InspectorError, match="InspectorPlugin"):
             pickle.dumps(inspector)
+
+
+def test_waiting_requests_go_out_before_a_round_of_replies_is_handled(sample_server: Any) -> None:
+    """A reply frees its room in the window at once: the next waiting request goes out while
+    the reply is still being handled (here, a should_inspect callback that takes its time)."""
+    arrived_meanwhile: List[bool] = []
+
+    def should_inspect(document: Any) -> bool:
+        if document.id == "gen-1x1-first":
+            # With a window of one, the second document's GetDocument waits for this reply;
+            # it must reach the server while this reply is being handled.
+            deadline = time.monotonic() + 5_000 * MS
+            while (sample_server.stats.requests_by_method.get("GetDocument", 0) < 2
+                   and time.monotonic() < deadline):
+                time.sleep(0.005)
+            arrived_meanwhile.append(
+                sample_server.stats.requests_by_method.get("GetDocument", 0) >= 2
+            )
+        return False
+
+    with DocumentInspector(sample_server.url, max_in_flight=1) as inspector:
+        results = list(inspector.inspect_many(["gen-1x1-first", "gen-1x1-second"],
+                                              should_inspect=should_inspect))
+    assert [r.id for r in results] == ["gen-1x1-first", "gen-1x1-second"]
+    assert arrived_meanwhile == [True]

@@ -120,8 +120,11 @@ def test_a_lost_connection_interrupts_and_the_next_scan_resumes(inventory_db):
     """A connection lost for good leaves the run interrupted; the same selection resumes it."""
     ids = [f"gen-2x2-r{n}" for n in range(60)]
     with Inventory(inventory_db) as inventory:
+        # Eight documents at a time, so that when the server stops at the 31st result, the
+        # last twenty have not been asked for yet.
         with run_sample_server() as server, DocumentInspector(
-                server.url, retries=0, connect_timeout=2000 * MS) as inspector:
+                server.url, retries=0, connect_timeout=2000 * MS,
+                max_documents_in_flight=8) as inspector:
             port = int(server.url.rsplit(":", 1)[1])
 
             def stop_halfway(document_id, outcome, reason):

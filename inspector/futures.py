@@ -7,8 +7,10 @@ so making the Future measured a tenth of a large inspection's client time, and i
 objects tracked by the cyclic garbage collector cost as much again in collections.
 
 :class:`LightFuture` is a real ``Future`` (``isinstance``, ``result()``, callbacks,
-``concurrent.futures.wait`` and ``as_completed`` all work) whose condition makes no object
-beyond its lock until somebody waits.
+``concurrent.futures.wait`` and ``as_completed`` all work) whose condition and lock are made on
+first use, which for a request is when its reply settles it (in flight, it holds neither: what
+lives through the cyclic collector's passes is what it promotes, and what the full collections
+then walk), and whose condition makes its queue of waiters only when somebody waits.
 
 Reading a settled Future takes no lock either: ``done()``, and ``result()`` or ``exception()``
 once it is finished, read the state, which only ever moves forward and is set last, after the
@@ -26,6 +28,7 @@ from typing import Any, Callable, Optional
 
 __all__ = ["LightFuture"]
 
+_MAKING_CONDITIONS = threading.Lock()
 _NO_WAITERS = ()  # the empty tuple, which the garbage collector does not track
 _ENDED = frozenset([CANCELLED, CANCELLED_AND_NOTIFIED, FINISHED])
 
@@ -83,13 +86,26 @@ class LightFuture(Future[Any]):
 
     def __init__(self, callback: Optional[Callable[[Future[Any]], object]] = None) -> None:
         # Future.__init__'s fields, every one (a test compares them with a plain Future's),
-        # with the lighter condition.
-        self._condition = _Condition()
+        # the condition made on first use (see _condition).
+        self._made_condition: Optional[_Condition] = None
         self._state = PENDING
         self._result: Any = None
         self._exception: Optional[BaseException] = None
         self._waiters: list[Any] = []
         self._done_callbacks: list[Any] = [] if callback is None else [callback]
+
+    @property
+    def _condition(self) -> _Condition:  # type: ignore[override]
+        # Made when first asked for, mostly as the reply settles the Future: a request in
+        # flight then holds neither lock nor condition. Made under one lock for all, so that
+        # two threads asking at once get the same one.
+        condition = self._made_condition
+        if condition is None:
+            with _MAKING_CONDITIONS:
+                condition = self._made_condition
+                if condition is None:
+                    condition = self._made_condition = _Condition()
+        return condition
 
     def done(self) -> bool:
         return self._state in _ENDED

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gc
+import sys
 import threading
 import weakref
 from concurrent.futures import (
@@ -25,9 +26,34 @@ pytestmark = pytest.mark.timeout(30)
 
 
 def test_it_has_every_field_a_plain_future_has():
-    # LightFuture sets Future's fields itself; a Python that adds one must fail here, not in
-    # a Future method that reads it.
-    assert set(vars(Future())) <= set(vars(LightFuture()))
+    # LightFuture sets Future's fields itself (the condition on first use); a Python that
+    # adds one must fail here, not in a Future method that reads it.
+    future = LightFuture()
+    assert [name for name in vars(Future()) if not hasattr(future, name)] == []
+
+
+def test_threads_that_first_touch_a_future_at_once_share_one_condition():
+    # The condition is made on first use; two threads must never each make their own. A
+    # tiny switch interval makes the interpreter trade threads between the check and the
+    # making, where a race would be lost.
+    def touch(future: LightFuture, start: threading.Barrier, seen: List[Any]) -> None:
+        start.wait()
+        seen.append(future._condition)
+
+    interval = sys.getswitchinterval()
+    sys.setswitchinterval(1e-6)
+    try:
+        for _ in range(1000):
+            future, start, seen = LightFuture(), threading.Barrier(4), []
+            threads = [threading.Thread(target=touch, args=(future, start, seen))
+                       for _ in range(4)]
+            for thread in threads:
+                thread.start()
+            for thread in threads:
+                thread.join()
+            assert len({id(condition) for condition in seen}) == 1
+    finally:
+        sys.setswitchinterval(interval)
 
 
 def test_a_result_reaches_a_thread_that_waits_for_it():

@@ -20,6 +20,7 @@ be given at construction, before any other thread can see it, so it costs no loc
 
 from __future__ import annotations
 
+import os
 import threading
 from collections import deque
 from concurrent.futures import Future
@@ -29,6 +30,17 @@ from typing import Any, Callable, Optional
 __all__ = ["LightFuture"]
 
 _MAKING_CONDITIONS = threading.Lock()
+
+
+def _new_lock_after_fork() -> None:
+    # A fork while another thread held the lock would leave it held for ever in the child.
+    global _MAKING_CONDITIONS
+    _MAKING_CONDITIONS = threading.Lock()
+
+
+if hasattr(os, "register_at_fork"):  # not on Windows, which does not fork
+    os.register_at_fork(after_in_child=_new_lock_after_fork)
+
 _NO_WAITERS = ()  # the empty tuple, which the garbage collector does not track
 _ENDED = frozenset([CANCELLED, CANCELLED_AND_NOTIFIED, FINISHED])
 

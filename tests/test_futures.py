@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import gc
+import os
+import signal
 import sys
 import threading
+import time
 import weakref
 from concurrent.futures import (
     FIRST_COMPLETED,
@@ -200,3 +203,31 @@ def test_settling_a_settled_future_raises_rather_than_deadlocks():
     assert not thread.is_alive(), "set_exception() on a settled future deadlocked"
     assert len(outcome) == 1 and isinstance(outcome[0], InvalidStateError)
     assert "LightFuture" in repr(future) and future.result() == 1
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs os.fork")
+def test_a_fork_while_a_condition_is_being_made_leaves_the_child_usable():
+    # As if another thread were making a condition at the moment of the fork: the child's
+    # copy of that lock would stay held for ever, and its first Future would hang.
+    from inspector import futures
+
+    with futures._MAKING_CONDITIONS:
+        pid = os.fork()
+        if pid == 0:  # the child: settle and read a new Future, then leave at once
+            code = 1
+            try:
+                future = LightFuture()
+                future.set_result("child")
+                code = 0 if future.result(1) == "child" else 1
+            finally:
+                os._exit(code)
+    deadline = time.monotonic() + 10_000 * MS
+    while time.monotonic() < deadline:
+        done, status = os.waitpid(pid, os.WNOHANG)
+        if done:
+            assert os.waitstatus_to_exitcode(status) == 0
+            return
+        time.sleep(0.01)
+    os.kill(pid, signal.SIGKILL)
+    os.waitpid(pid, 0)
+    pytest.fail("the child hung on its first Future")

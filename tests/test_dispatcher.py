@@ -186,26 +186,28 @@ def test_an_inspector_cannot_be_pickled(sample_server: Any) -> None:
             pickle.dumps(inspector)
 
 
-def test_waiting_requests_go_out_before_a_round_of_replies_is_handled(sample_server: Any) -> None:
-    """A reply frees its room in the window at once: the next waiting request goes out while
-    the reply is still being handled (here, a should_inspect callback that takes its time)."""
+def test_waiting_requests_go_out_while_the_replies_are_being_handled(sample_server: Any) -> None:
+    """A reply that succeeded frees its room in the window as it arrives: the next waiting
+    request goes out from the I/O thread, even while the dispatcher's thread is still busy
+    handling earlier replies (here, a should_inspect callback that takes its time)."""
     arrived_meanwhile: List[bool] = []
+
+    def get_documents_received() -> int:
+        return int(sample_server.stats.requests_by_method.get("GetDocument", 0))
 
     def should_inspect(document: Any) -> bool:
         if document.id == "gen-1x1-first":
-            # With a window of one, the second document's GetDocument waits for this reply;
-            # it must reach the server while this reply is being handled.
+            # With a window of one, the second document's GetDocument waits for the first
+            # reply and the third's for the second reply. Both must reach the server while
+            # this first reply is still being handled.
             deadline = time.monotonic() + 5_000 * MS
-            while (sample_server.stats.requests_by_method.get("GetDocument", 0) < 2
-                   and time.monotonic() < deadline):
+            while get_documents_received() < 3 and time.monotonic() < deadline:
                 time.sleep(0.005)
-            arrived_meanwhile.append(
-                sample_server.stats.requests_by_method.get("GetDocument", 0) >= 2
-            )
+            arrived_meanwhile.append(get_documents_received() == 3)
         return False
 
+    ids = ["gen-1x1-first", "gen-1x1-second", "gen-1x1-third"]
     with DocumentInspector(sample_server.url, max_in_flight=1) as inspector:
-        results = list(inspector.inspect_many(["gen-1x1-first", "gen-1x1-second"],
-                                              should_inspect=should_inspect))
-    assert [r.id for r in results] == ["gen-1x1-first", "gen-1x1-second"]
+        results = list(inspector.inspect_many(ids, should_inspect=should_inspect))
+    assert [r.id for r in results] == ids
     assert arrived_meanwhile == [True]

@@ -7,9 +7,10 @@ wait for room in the window, and three kinds of thread touch it:
 
 * The connection's I/O thread delivers each reply to a done-callback that appends it to a
   queue and, if no drain is running, submits one to the executor (one thread): the I/O thread
-  must not wait on a job's work. One decision is made there: a reply that succeeded frees its
-  room in the window at once, and a request waiting for room goes out then, from that thread,
-  since it needs nothing from the reply (see :meth:`Dispatcher.arrive`).
+  must not wait on a job's work. One decision is made there once the server has pushed back:
+  a reply that succeeded frees its room in the window at once, and a request waiting for room
+  goes out then, from that thread, since it needs nothing from the reply (see
+  :meth:`Dispatcher.arrive`).
 * The drain, on the executor's thread, handles every reply queued, round after round, and sends
   each round's follow-ups in one write. Replies that arrive together are handled together; one
   drain runs at a time, since under the GIL a second would only trade the interpreter back and
@@ -280,13 +281,14 @@ class Dispatcher:
         """Take a settled reply, on the I/O thread: queue it for the drain, and when it
         succeeded while requests wait for room, send the next of them at once.
 
-        A refill needs nothing from the reply, and the drain's thread is a thread hop and a
-        handover of the interpreter away, per round trip: against a server that holds each
-        reply 5 ms and allows 64 in flight, that hop cost the inspector a fifth of its rate.
-        A reply that failed keeps its room until the drain handles it, since it may halve the
-        window first.
+        Only once the server has pushed back (the window left slow start): the window is then
+        the server's own limit, and a slot left empty for the drain's thread hop and handover
+        of the interpreter is rate lost (against a server that holds each reply 5 ms and allows
+        64 in flight, a tenth of it). Until then the drain refills in batches, which costs
+        less per request than one send per reply. A reply that failed keeps its room until
+        the drain handles it, since it may halve the window first.
         """
-        if self._backlog and reply.exception() is None:
+        if self._backlog and not self._window.slow_start and reply.exception() is None:
             call.room_freed = True
             with self._lock:
                 self._in_flight -= 1

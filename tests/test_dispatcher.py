@@ -187,27 +187,38 @@ def test_an_inspector_cannot_be_pickled(sample_server: Any) -> None:
 
 
 def test_waiting_requests_go_out_while_the_replies_are_being_handled(sample_server: Any) -> None:
-    """A reply that succeeded frees its room in the window as it arrives: the next waiting
-    request goes out from the I/O thread, even while the dispatcher's thread is still busy
-    handling earlier replies (here, a should_inspect callback that takes its time)."""
+    """Once the server has pushed back, a reply that succeeded frees its room in the window as
+    it arrives: the next waiting request goes out from the I/O thread, even while the
+    dispatcher's thread is still busy handling earlier replies (here, a should_inspect callback
+    that takes its time)."""
     arrived_meanwhile: List[bool] = []
 
     def get_documents_received() -> int:
         return int(sample_server.stats.requests_by_method.get("GetDocument", 0))
 
-    def should_inspect(document: Any) -> bool:
-        if document.id == "gen-1x1-first":
-            # With a window of one, the second document's GetDocument waits for the first
-            # reply and the third's for the second reply. Both must reach the server while
-            # this first reply is still being handled.
-            deadline = time.monotonic() + 5_000 * MS
-            while get_documents_received() < 3 and time.monotonic() < deadline:
-                time.sleep(0.005)
-            arrived_meanwhile.append(get_documents_received() == 3)
-        return False
+    with DocumentInspector(sample_server.url, backoff=0.01) as inspector:
+        # First a push back: two documents at once against a server that takes one at a time.
+        # The window is cut to one, where it stays for a while (it steps back up slowly).
+        sample_server.faults.max_in_flight = 1
+        sample_server.faults.latency = 50 * MS
+        list(inspector.inspect_many(["gen-1x1-a", "gen-1x1-b"]))
+        sample_server.faults.max_in_flight = 0
+        sample_server.faults.latency = 0.0
+        assert inspector.stats.resent_after_busy >= 1 and inspector.in_flight_window == 1
+        before = get_documents_received()
 
-    ids = ["gen-1x1-first", "gen-1x1-second", "gen-1x1-third"]
-    with DocumentInspector(sample_server.url, max_in_flight=1) as inspector:
+        def should_inspect(document: Any) -> bool:
+            if document.id == "gen-1x1-first":
+                # With a window of one, the second document's GetDocument waits for the first
+                # reply and the third's for the second reply. Both must reach the server while
+                # this first reply is still being handled.
+                deadline = time.monotonic() + 5_000 * MS
+                while get_documents_received() - before < 3 and time.monotonic() < deadline:
+                    time.sleep(0.005)
+                arrived_meanwhile.append(get_documents_received() - before == 3)
+            return False
+
+        ids = ["gen-1x1-first", "gen-1x1-second", "gen-1x1-third"]
         results = list(inspector.inspect_many(ids, should_inspect=should_inspect))
     assert [r.id for r in results] == ids
     assert arrived_meanwhile == [True]

@@ -238,14 +238,16 @@ class _Session:
     ) -> List[Future[Any]]:
         now = time.monotonic()
         futures: List[Future[Any]] = []
-        frames: List[Tuple[bytes, Optional[int]]] = []
+        frames: List[bytes] = []
+        request_ids: List[Optional[int]] = []
 
         def flush() -> None:
             # Frames already registered must go out before this thread waits for a slot:
             # their replies are what free one.
+            nonlocal frames, request_ids
             if frames:
-                self._io.send(frames)
-                frames.clear()
+                self._io.send(frames, request_ids)  # the lists are the I/O thread's now
+                frames, request_ids = [], []
 
         calls = list(calls)
         keys = protocol.mask_keys(len(calls))
@@ -283,7 +285,8 @@ class _Session:
                         break
                     continue
                 futures.append(future)
-                frames.append((protocol.encode_frame(text, key=keys[index]), request_id))
+                frames.append(protocol.encode_frame(text, key=keys[index]))
+                request_ids.append(request_id)
                 if len(frames) == _FLUSH_EVERY:
                     flush()  # let the server start on these while the rest are encoded
         finally:

@@ -114,7 +114,7 @@ class Task:
 class _Call:
     """One request a task needs; also the done-callback of its Future on the connection."""
 
-    __slots__ = ("task", "method", "params", "retry", "room_freed")
+    __slots__ = ("task", "method", "params", "retry", "room_freed", "reply")
 
     def __init__(self, task: Task, method: str, params: Mapping[str, Any], retry: Retry) -> None:
         self.task = task
@@ -122,6 +122,10 @@ class _Call:
         self.params = params
         self.retry = retry
         self.room_freed = False  # its reply freed its room in the window on arrival
+        # The settled reply, from its arrival until the drain handles it: the queue of
+        # replies then holds the call alone, not a pair per reply (thousands of pairs were
+        # as many objects for the cyclic garbage collector).
+        self.reply: Optional[Future[Any]] = None
 
     def __call__(self, reply: Future[Any]) -> None:
         # On the I/O thread, as the request's done-callback. One object per request serves as
@@ -293,17 +297,20 @@ class Dispatcher:
             with self._lock:
                 self._in_flight -= 1
             self.pump()
-        self._replies.put((call, reply))
+        call.reply = reply
+        self._replies.put(call)
 
-    def _handle_round(self, replies: List[Tuple[_Call, Future[Any]]]) -> None:
+    def _handle_round(self, answered: List[_Call]) -> None:
         """Handle one round of replies; send their follow-ups in one write."""
         round_ = _Round()
         still_counted = 0  # replies whose room the I/O thread did not free on arrival
-        for call, reply in replies:
+        for call in answered:
             if call.room_freed:
                 call.room_freed = False  # a call sent again is counted again
             else:
                 still_counted += 1
+            reply, call.reply = call.reply, None  # a call sent again gets a new one
+            assert reply is not None, "queued without its reply"
             self._handle(call, reply, round_)
         with self._lock:
             self._in_flight -= still_counted
@@ -408,17 +415,17 @@ class _ReplyQueue:
     while it works are handled together in the next round.
     """
 
-    def __init__(self, handle_round: Callable[[List[Tuple[_Call, Future[Any]]]], None]) -> None:
+    def __init__(self, handle_round: Callable[[List[_Call]], None]) -> None:
         self._handle_round = handle_round
-        self._arrived: Deque[Tuple[_Call, Future[Any]]] = deque()
+        self._arrived: Deque[_Call] = deque()  # each with its reply (_Call.reply)
         # Guards whether a drain is submitted or running; the queue itself needs no lock
         # (deque appends and pops are atomic).
         self._lock = threading.Lock()
         self._draining = False
         self._executor = ThreadPoolExecutor(1, thread_name_prefix="inspector-dispatch")
 
-    def put(self, item: Tuple[_Call, Future[Any]]) -> None:
-        self._arrived.append(item)
+    def put(self, call: _Call) -> None:
+        self._arrived.append(call)
         if self._draining:
             return  # the drain re-checks the queue under the lock before it stops
         with self._lock:

@@ -12,6 +12,12 @@ first use, which for a request is when its reply settles it (in flight, it holds
 lives through the cyclic collector's passes is what it promotes, and what the full collections
 then walk), and whose condition makes its queue of waiters only when somebody waits.
 
+Settling a Future nobody has looked at makes no condition at all: nobody can be waiting on it
+or adding a callback to it, as both take the condition first (and so make it). Settling and
+making a condition are ordered by the one lock that makes conditions, so a thread that makes
+one just after sees the Future settled. Most requests are settled so, read through their
+callback.
+
 Reading a settled Future takes no lock either: ``done()``, and ``result()`` or ``exception()``
 once it is finished, read the state, which only ever moves forward and is set last, after the
 result or the exception; a read of one attribute is atomic. A Future's first done-callback can
@@ -25,7 +31,8 @@ import threading
 from collections import deque
 from concurrent.futures import Future
 from concurrent.futures._base import CANCELLED, CANCELLED_AND_NOTIFIED, FINISHED, PENDING
-from typing import Any, Callable, Optional
+from concurrent.futures._base import LOGGER as _LOGGER
+from typing import Any, Callable, List, Optional
 
 __all__ = ["LightFuture"]
 
@@ -103,8 +110,45 @@ class LightFuture(Future[Any]):
         self._state = PENDING
         self._result: Any = None
         self._exception: Optional[BaseException] = None
-        self._waiters: list[Any] = []
-        self._done_callbacks: list[Any] = [] if callback is None else [callback]
+        # The two lists are made on first use too (see _waiters and _done_callbacks): with
+        # thousands of requests in flight, two lists each were two objects in four that the
+        # cyclic collector promoted and walked. The first callback is held as it is.
+        self._made_waiters: Optional[List[Any]] = None
+        self._first_callback = callback
+        self._more_callbacks: Optional[List[Any]] = None
+
+    @property
+    def _waiters(self) -> List[Any]:  # type: ignore[override]
+        # Future reads and changes it only with the condition held, so a Future settled
+        # unwatched never makes it.
+        waiters = self._made_waiters
+        if waiters is None:
+            waiters = self._made_waiters = []
+        return waiters
+
+    @property
+    def _done_callbacks(self) -> List[Any]:
+        # Asked for by add_done_callback(), with the condition held and the Future not yet
+        # settled: the first callback moves into the list, which from then on holds them all.
+        callbacks = self._more_callbacks
+        if callbacks is None:
+            first, self._first_callback = self._first_callback, None
+            callbacks = self._more_callbacks = [] if first is None else [first]
+        return callbacks
+
+    def _invoke_callbacks(self) -> None:
+        # After the state is settled, when neither field changes any more. Each runs once, so
+        # the Future lets go of them: a callback that keeps the Future (a request's call
+        # holds its reply until the reply is handled) would otherwise make a reference cycle,
+        # which only the cyclic collector frees.
+        first = self._first_callback
+        callbacks = (() if first is None else (first,)) + tuple(self._more_callbacks or ())
+        self._first_callback = self._more_callbacks = None
+        for callback in callbacks:
+            try:
+                callback(self)
+            except Exception:
+                _LOGGER.exception("exception calling callback for %r", self)
 
     @property
     def _condition(self) -> _Condition:  # type: ignore[override]
@@ -118,6 +162,27 @@ class LightFuture(Future[Any]):
                 if condition is None:
                     condition = self._made_condition = _Condition()
         return condition
+
+    def set_result(self, result: Any) -> None:
+        if self._made_condition is None and self._settle_unwatched(result, None):
+            return
+        super().set_result(result)
+
+    def set_exception(self, exception: Optional[BaseException]) -> None:
+        if self._made_condition is None and self._settle_unwatched(None, exception):
+            return
+        super().set_exception(exception)
+
+    def _settle_unwatched(self, result: Any, exception: Optional[BaseException]) -> bool:
+        """Settle without a condition if none was made yet; return whether it did."""
+        with _MAKING_CONDITIONS:
+            if self._made_condition is not None or self._state != PENDING:
+                return False  # watched, or settled already: the standard path decides
+            self._result = result
+            self._exception = exception
+            self._state = FINISHED  # last: a reader without the lock trusts what precedes it
+        self._invoke_callbacks()
+        return True
 
     def done(self) -> bool:
         return self._state in _ENDED

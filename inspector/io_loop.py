@@ -102,8 +102,10 @@ class IOLoop:
         self._ping_timeout = ping_timeout
         self._close_timeout = close_timeout
         self._stats = stats
-        # Outgoing frames with the id of the request they carry (None for control frames).
-        self._outgoing: Deque[Tuple[bytes, Optional[int]]] = deque()
+        # Outgoing frames, a batch at a time: the frames, and the id of the request each
+        # carries (None for a control frame). Two lists a batch rather than a pair a frame:
+        # thousands of queued pairs were as many objects for the cyclic garbage collector.
+        self._outgoing: Deque[Tuple[List[bytes], List[Optional[int]]]] = deque()
         # Whether a wake-up byte is on its way: callers write one only when it is not.
         self._wake_pending = False
         self._wake_receive, self._wake_send = socket.socketpair()
@@ -127,14 +129,17 @@ class IOLoop:
         """Whether the thread still runs."""
         return self._thread.is_alive()
 
-    def send(self, frames: List[Tuple[bytes, Optional[int]]]) -> None:
-        """Queue frames (each with the id of the request it carries) and wake the thread."""
-        self._outgoing.extend(frames)
+    def send(self, frames: List[bytes], request_ids: List[Optional[int]]) -> None:
+        """Queue frames, each with the id of the request it carries, and wake the thread.
+
+        The lists become the thread's: the caller makes new ones for its next batch.
+        """
+        self._outgoing.append((frames, request_ids))
         self._wake()
 
     def send_close(self) -> None:
         """Queue our close frame; the thread waits ``close_timeout`` for the answer."""
-        self.send([(protocol.encode_close(protocol.CLOSE_NORMAL), None)])
+        self.send([protocol.encode_close(protocol.CLOSE_NORMAL)], [None])
 
     def join(self, timeout: Optional[float]) -> None:
         """Wait for the thread; past ``timeout``, shut the socket down and wait a moment."""
@@ -285,13 +290,14 @@ class IOLoop:
         close_queued = False
         requests = 0
         while outgoing:
-            frame, request_id = outgoing.popleft()
-            out += frame
-            if request_id is not None:
-                requests += 1
-                watch(request_id)
-            elif frame[0] & 0x0F == protocol.OP_CLOSE:
-                close_queued = True
+            frames, request_ids = outgoing.popleft()
+            for frame, request_id in zip(frames, request_ids):
+                out += frame
+                if request_id is not None:
+                    requests += 1
+                    watch(request_id)
+                elif frame[0] & 0x0F == protocol.OP_CLOSE:
+                    close_queued = True
         self._stats.requests += requests
         return close_queued
 

@@ -98,8 +98,14 @@ class InspectionJob(Job):
         object_id = params["id"]
         follow_ups: List[Request] = []
         if method == GET_WIDGET:
-            widget = from_wire(result, Widget, method=method,
-                               container_id=self._asked_by.get(object_id))
+            container_id = self._asked_by.get(object_id)
+            if type(result) is dict:
+                # The reply's object was decoded for this reply alone, so the container goes
+                # into it as is: from_wire's ``fields`` would copy it, widget after widget.
+                result["containerId"] = container_id
+                widget = from_wire(result, Widget, method=method)
+            else:  # not an object: from_wire says so
+                widget = from_wire(result, Widget, method=method, container_id=container_id)
             self._check_id(method, object_id, widget.id)
             self._widgets[object_id] = widget
         elif method == GET_CONTAINER:

@@ -10,13 +10,17 @@ Sequences are tuples so that a model, once built, cannot change under a reader.
 
 from __future__ import annotations
 
-from typing import Any, Dict, Optional, Tuple
+import operator
+from typing import Any, Callable, Dict, Optional, Tuple, Type, TypeVar
 
 import attrs
 
 from inspector.redaction import redact
 
 __all__ = ["DataSource", "Document", "Inspection", "Position", "Widget", "WidgetContainer"]
+
+
+M = TypeVar("M")
 
 
 def _extra_field() -> Any:
@@ -171,3 +175,35 @@ class Inspection:
             f"Inspection(document={self.document.id!r}, type={self.document.type!r}, "
             f"containers={len(self.containers)}, widgets={len(self.widgets)})"
         )
+
+
+# --- pickling --------------------------------------------------------------------------------
+# Results cross process boundaries by the ten thousand (a Dask worker returns every inspection
+# it makes). attrs pickles a slotted class through its __getstate__ and __setstate__, a dict
+# built and a loop run in Python for every object: measured, 0.06 ms to pickle one small
+# document's inspection and as much to load it, a third of what inspecting it costs. Reduced to
+# the class and its field values in order, an object pickles with one C-level getter call and
+# loads with one call of its own __init__.
+
+
+def _with_extra(cls: Type[M], values: Tuple[Any, ...], extra: Dict[str, Any]) -> M:
+    """Rebuild a pickled model that had extras (``extra`` is keyword-only)."""
+    return cls(*values, extra=extra)  # type: ignore[call-arg]
+
+
+def _install_reduce(cls: Type[Any]) -> None:
+    names = [field.name for field in attrs.fields(cls) if field.name != "extra"]
+    values: Callable[[Any], Tuple[Any, ...]] = operator.attrgetter(*names)  # a tuple: >1 name
+    keeps_extra = "extra" in attrs.fields_dict(cls)
+
+    def __reduce__(self: Any) -> Tuple[Any, ...]:
+        if keeps_extra and self.extra:
+            return (_with_extra, (cls, values(self), self.extra))
+        return (cls, values(self))
+
+    cls.__reduce__ = __reduce__  # type: ignore[assignment]
+
+
+for _model in (DataSource, Position, Document, WidgetContainer, Widget, Inspection):
+    _install_reduce(_model)
+del _model

@@ -20,6 +20,7 @@ from __future__ import annotations
 import json
 import os
 import struct
+import threading
 from typing import Any, Dict, List, Mapping, NamedTuple, Optional, Tuple, Union
 
 from inspector.display import printable
@@ -265,14 +266,50 @@ _pack_medium = struct.Struct("!BBH").pack
 _pack_long = struct.Struct("!BBQ").pack
 
 
-def mask_keys(count: int) -> List[bytes]:
-    """Return ``count`` fresh random masking keys, drawn from the OS in one call.
+class _MaskKeyPool:
+    """Random masking keys, drawn from the OS a thousand at a time.
 
-    One call for a batch, not one per frame: ``os.urandom`` releases the GIL, and a release
-    per frame lets the I/O thread and the sender trade the interpreter thousands of times.
+    Not one call per frame, nor per batch: ``os.urandom`` releases the GIL, and a small
+    document's follow-ups come in batches of two or three, so a call per batch let the I/O
+    thread and the senders trade the interpreter thousands of times a second (in a Dask
+    worker, whose own threads take it too, measured as a tenth of the worker's time). Every
+    key still comes from the OS's generator, and is handed out once.
     """
-    pool = os.urandom(4 * count)
-    return [pool[i : i + 4] for i in range(0, 4 * count, 4)]
+
+    _POOL_BYTES = 4096
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()  # guards _pool and _offset against other senders
+        self._pool = b""
+        self._offset = 0
+
+    def take(self, count: int) -> List[bytes]:
+        size = 4 * count
+        with self._lock:
+            if self._offset + size > len(self._pool):
+                self._pool = os.urandom(max(size, self._POOL_BYTES))
+                self._offset = 0
+            pool, start = self._pool, self._offset
+            self._offset += size
+        return [pool[i : i + 4] for i in range(start, start + size, 4)]
+
+
+_mask_key_pool = _MaskKeyPool()
+
+
+def _new_pool_after_fork() -> None:
+    # A child must not hand out the keys its parent hands out too, nor inherit a held lock.
+    global _mask_key_pool
+    _mask_key_pool = _MaskKeyPool()
+
+
+if hasattr(os, "register_at_fork"):  # not on Windows, which does not fork
+    os.register_at_fork(after_in_child=_new_pool_after_fork)
+
+
+def mask_keys(count: int) -> List[bytes]:
+    """Return ``count`` fresh random masking keys (RFC 6455: a fresh random key per frame)."""
+    return _mask_key_pool.take(count)
 
 
 def encode_frame(

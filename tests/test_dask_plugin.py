@@ -186,3 +186,36 @@ def test_an_inspector_sent_to_a_worker_says_to_use_the_plugin(dask_client: Any) 
         error = error.__cause__ or error.__context__
     assert any(isinstance(e, InspectorError) and "InspectorPlugin" in str(e) for e in chain), \
         chain
+
+
+def test_a_batch_comes_back_as_one_pickle_a_document(dask_client: Any) -> None:
+    """The task pickles each outcome as its document is done, into one bytes object; read
+    back, the outcomes are in the batch's order, errors included, equal to one process's."""
+    from inspector.contrib.dask.plugin import inspect_batch_pickled, unpickle_outcomes
+
+    ids = ["doc-1", "doc-2", "deck-1", "gen-2x2-p1"]
+    with run_sample_server(Faults(error_for={"doc-2": 404})) as server:
+        plugin = InspectorPlugin(InspectorSettings(server.url, retries=0), name="pickled-test")
+        dask_client.register_plugin(plugin)
+        try:
+            data = dask_client.submit(inspect_batch_pickled, ids, plugin.name,
+                                      pure=False).result(60_000 * MS)
+            empty = dask_client.submit(inspect_batch_pickled, [], plugin.name,
+                                       pure=False).result(60_000 * MS)
+        finally:
+            dask_client.unregister_worker_plugin(plugin.name)
+        with DocumentInspector(server.url, retries=0) as inspector:
+            expected = list(inspector.inspect_many(ids, return_exceptions=True))
+    assert isinstance(data, bytes) and empty == b"" and unpickle_outcomes(empty) == []
+    outcomes = unpickle_outcomes(data)
+    assert [document_id for document_id, _ in outcomes] == ids
+    assert [outcome for _, outcome in outcomes if not isinstance(outcome, ServerError)] == [
+        outcome for outcome in expected if not isinstance(outcome, ServerError)]
+    assert isinstance(outcomes[1][1], ServerError) and outcomes[1][1].code == 404
+    # One pickle a document: the stream holds exactly four, read one after another.
+    import io
+
+    stream = io.BytesIO(data)
+    for document_id in ids:
+        assert pickle.load(stream)[0] == document_id
+    assert stream.read() == b""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import gc
 import os
 import signal
@@ -231,3 +232,111 @@ def test_a_fork_while_a_condition_is_being_made_leaves_the_child_usable():
     os.kill(pid, signal.SIGKILL)
     os.waitpid(pid, 0)
     pytest.fail("the child hung on its first Future")
+
+
+def test_a_future_settled_before_anyone_looked_makes_no_condition():
+    """Settled with nobody waiting, a Future makes neither condition nor lists, and still
+    runs its callback and reads back."""
+    seen: List[Any] = []
+    future = LightFuture(seen.append)
+    future.set_result("x")
+    assert future._made_condition is None and future._made_waiters is None
+    assert seen == [future] and future.done() and future.result() == "x"
+    failed = LightFuture()
+    failed.set_exception(ValueError("y"))
+    assert failed._made_condition is None and isinstance(failed.exception(), ValueError)
+    with pytest.raises(InvalidStateError):
+        failed.set_result("late")
+
+
+def test_futures_in_flight_add_one_object_each_for_the_collector():
+    """A Future with its first callback, not yet settled, is one object the cyclic garbage
+    collector tracks: not the two lists a plain Future makes besides."""
+    def callback(future: Future) -> None:
+        pass
+
+    gc.collect()
+    gc.disable()
+    try:
+        before = len(gc.get_objects())
+        futures = [LightFuture(callback) for _ in range(1000)]
+        added = len(gc.get_objects()) - before
+    finally:
+        gc.enable()
+    assert len(futures) <= added <= len(futures) + 20  # the list of them and a little noise
+
+
+def _wait_for(future: LightFuture, start: threading.Barrier, results: List[Any]) -> None:
+    start.wait()
+    results.append(future.result(timeout=10_000 * MS))
+
+
+def test_a_waiter_that_races_the_settling_always_wakes():
+    """A thread that starts waiting just as another settles the Future unwatched either sees
+    it settled or is woken: never left waiting (a tiny switch interval trades the threads
+    between every check and the settling)."""
+    interval = sys.getswitchinterval()
+    sys.setswitchinterval(1e-6)
+    try:
+        for _ in range(300):
+            future = LightFuture()
+            start = threading.Barrier(2)
+            results: List[Any] = []
+            waiter = threading.Thread(target=_wait_for, args=(future, start, results))
+            waiter.start()
+            start.wait()
+            future.set_result("done")
+            waiter.join(10_000 * MS)
+            assert not waiter.is_alive() and results == ["done"]
+    finally:
+        sys.setswitchinterval(interval)
+
+
+def _add_callback(future: LightFuture, start: threading.Barrier, calls: List[int],
+                  n: int) -> None:
+    start.wait()
+    future.add_done_callback(lambda f: calls.append(n))
+
+
+def test_callbacks_added_while_it_settles_each_run_once():
+    """Callbacks added from other threads while the Future settles all run, each once."""
+    for _ in range(100):
+        calls: List[int] = []
+        future = LightFuture(functools.partial(_add_zero, calls))
+        start = threading.Barrier(4)
+        adders = [threading.Thread(target=_add_callback, args=(future, start, calls, n))
+                  for n in (1, 2, 3)]
+        for thread in adders:
+            thread.start()
+        start.wait()
+        future.set_result(None)
+        for thread in adders:
+            thread.join(10_000 * MS)
+        assert sorted(calls) == [0, 1, 2, 3]
+
+
+def _add_zero(calls: List[int], future: Future) -> None:
+    calls.append(0)
+
+
+def test_a_settled_future_lets_go_of_its_callbacks():
+    """Once run, callbacks are dropped, so one that refers back to its Future (a request's
+    call holds its reply until handled) forms no cycle for the garbage collector."""
+    class Call:
+        def __init__(self) -> None:
+            self.reply: Any = None
+
+        def __call__(self, future: Future) -> None:
+            self.reply = future
+
+    call = Call()
+    alive = weakref.ref(call)
+    future = LightFuture(call)
+    future.add_done_callback(lambda f: None)
+    future.set_result(1)
+    gc.disable()
+    try:
+        del call, future
+        assert alive() is None, "the callback and its Future kept each other alive"
+    finally:
+        gc.enable()

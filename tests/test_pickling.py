@@ -176,3 +176,28 @@ def test_an_error_pickles_inside_a_batch_outcome() -> None:
     assert again[0] == outcomes[0]
     assert [(i, type(e), str(e)) for i, e in again[1:]] == [
         (i, type(e), str(e)) for i, e in outcomes[1:]]
+
+
+@pytest.mark.parametrize("model", [SOURCE, WIDGET, CONTAINER, CONTAINER.position, DOCUMENT,
+                                   INSPECTION, DataSource(kind="database")],
+                         ids=lambda m: type(m).__name__)
+def test_a_model_pickles_as_its_field_values(model: Any) -> None:
+    """A model pickles as its class and its values in field order, not as attrs' state dict
+    of attribute names: a Dask worker pickles tens of thousands a second, and the client
+    loads them (each name in the pickle would mean a dict built and walked per object)."""
+    # Each name as the pickle would hold it: a short string (opcode SHORT_BINUNICODE).
+    names = [b"\x8c" + bytes([len(field.name)]) + field.name.encode()
+             for field in attrs.fields(type(model)) if field.name not in ("id", "type", "kind")]
+    data = pickle.dumps(model, protocol=pickle.HIGHEST_PROTOCOL)
+    assert [name for name in names if name in data] == []
+    again = pickle.loads(data)
+    assert again == model and getattr(again, "extra", None) == getattr(model, "extra", None)
+
+
+def test_models_copy_and_deepcopy_through_the_same_form() -> None:
+    """copy and deepcopy, which use the same reduction, give equal models with their extras."""
+    import copy
+
+    assert copy.copy(INSPECTION) == INSPECTION
+    deep = copy.deepcopy(WIDGET)
+    assert deep == WIDGET and deep.extra == WIDGET.extra and deep.extra is not WIDGET.extra

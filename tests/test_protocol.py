@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import os
 import struct
+import threading
+from typing import List
 
 import pytest
 
@@ -313,3 +316,48 @@ def test_bad_reply_pickles() -> None:
 
     copy = pickle.loads(pickle.dumps(protocol.BadReply(3, "why")))
     assert (copy.request_id, copy.reason, str(copy)) == (3, "why", "reply 3 is malformed: why")
+
+
+def test_mask_keys_are_handed_out_once_across_threads() -> None:
+    """Keys taken from the pool by many threads at once are 4 random bytes each and never
+    the same slice twice (random 32-bit keys repeat by chance about once in 10^5 draws)."""
+    taken: List[List[bytes]] = []
+
+    def take() -> None:
+        keys = []
+        for _ in range(500):
+            keys.extend(protocol.mask_keys(3))
+        taken.append(keys)
+
+    threads = [threading.Thread(target=take) for _ in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(10)
+    keys = [key for keys in taken for key in keys]
+    assert len(keys) == 8 * 1500 and {len(key) for key in keys} == {4}
+    assert len(keys) - len(set(keys)) <= 2
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs os.fork")
+def test_a_forked_child_draws_mask_keys_of_its_own() -> None:
+    """A child does not hand out the keys its parent's pool holds next."""
+    protocol.mask_keys(1)  # the pool is full, and the child would inherit it
+    read_end, write_end = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child: its next keys to the parent, then leave at once
+        try:
+            os.write(write_end, b"".join(protocol.mask_keys(100)))
+        finally:
+            os._exit(0)
+    os.close(write_end)
+    child = b""
+    while len(child) < 400:
+        chunk = os.read(read_end, 400)
+        if not chunk:
+            break
+        child += chunk
+    os.close(read_end)
+    os.waitpid(pid, 0)
+    ours = b"".join(protocol.mask_keys(100))
+    assert len(child) == 400 and child != ours

@@ -7,10 +7,10 @@ Each line is the cluster's rate as a ratio to the single process's (above 1: the
 faster), the median of runs that alternate the two in this process, against sample servers in
 processes of their own (``document-inspector serve``). Cases:
 
-* inspection alone (no store), ``inspect_across`` on a cluster of 1 worker, then 2 workers,
-  each worker one process with one thread (its inspector overlaps its own requests); the
-  reference is ``DocumentInspector.inspect_many`` in this process. The 1-worker ratio is the
-  engine's overhead (goal >= 0.85).
+* inspection alone (no store), ``inspect_across`` with its defaults on the local cluster
+  ``scan --workers N`` starts (:func:`inspector.contrib.dask.local_cluster`), of 1 worker,
+  then 2 workers; the reference is ``DocumentInspector.inspect_many`` in this process, with
+  its defaults. The 1-worker ratio is the engine's overhead (goal >= 0.85).
 * the same 2 workers, each behind a sample server of its own (the reference uses the first).
 * into the inventory (SQLite in a temporary directory, a fresh file per run, ``full``):
   ``inspector.contrib.dask.scan`` on 2 workers against the single-process inventory scan;
@@ -185,14 +185,15 @@ def report(name: str, documents: int, ratio: float, ours: List[float],
 
 @contextlib.contextmanager
 def cluster(workers: int) -> Iterator[Any]:
-    """A LocalCluster of ``workers`` processes, one thread each, and its client."""
+    """The local cluster ``scan --workers N`` starts, and its client."""
     import logging
 
-    from distributed import Client, LocalCluster
+    from distributed import Client
+
+    from inspector.contrib.dask import local_cluster
 
     logging.getLogger("distributed").setLevel(logging.WARNING)
-    with LocalCluster(n_workers=workers, threads_per_worker=1, processes=True,
-                      dashboard_address=":0") as local, Client(local) as client:
+    with local_cluster(workers) as local, Client(local) as client:
         yield client
 
 

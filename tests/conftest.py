@@ -83,7 +83,8 @@ def dask_offload_thread() -> None:
 
 @pytest.fixture(scope="session")
 def dask_client(dask_offload_thread: None) -> Iterator[Any]:
-    """A ``distributed.Client`` on a LocalCluster of 2 worker processes, 1 thread each.
+    """A ``distributed.Client`` on the local cluster of 2 worker processes that ``scan
+    --workers 2`` starts.
 
     Session-scoped: starting a cluster takes seconds on a loaded 2-core machine. It is made
     before any test's thread check starts (pytest sets up wider-scoped fixtures first), so the
@@ -124,20 +125,20 @@ def dask_frames(monkeypatch: pytest.MonkeyPatch) -> List[bytes]:
 
 
 @contextlib.contextmanager
-def start_dask_cluster(**environment: str) -> Iterator[Any]:
-    """A LocalCluster of 2 worker processes, 1 thread each, whose workers have the test token
-    and ``environment`` in theirs; yield its client. A test that starts one itself asks for
-    the ``dask_offload_thread`` fixture."""
+def start_dask_cluster(workers: int = 2, **environment: str) -> Iterator[Any]:
+    """The local cluster ``scan --workers 2`` (or ``workers``) starts, whose workers have the
+    test token and ``environment`` in theirs; yield its client. A test that starts one itself
+    asks for the ``dask_offload_thread`` fixture."""
     distributed = pytest.importorskip("distributed")
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv(DASK_TOKEN_ENV, DASK_TOKEN)
         for name, value in environment.items():
             patch.setenv(name, value)
-        # dashboard ":0": a free port, as other clusters may run on this machine.
-        cluster = distributed.LocalCluster(
-            n_workers=2, processes=True, threads_per_worker=1, dashboard_address=":0",
-            host="127.0.0.1",
-        )
+        # The cluster scan --workers starts (two batches at once per worker, a dashboard on
+        # a free port, as other clusters may run on this machine).
+        from inspector.contrib.dask.cluster import local_cluster
+
+        cluster = local_cluster(workers, host="127.0.0.1")
     with cluster, distributed.Client(cluster) as client:
         yield client
 

@@ -219,3 +219,35 @@ def test_a_batch_comes_back_as_one_pickle_a_document(dask_client: Any) -> None:
     for document_id in ids:
         assert pickle.load(stream)[0] == document_id
     assert stream.read() == b""
+
+
+def test_the_local_cluster_runs_two_batches_at_once_per_worker(dask_client: Any) -> None:
+    """scan --workers starts workers of two task threads each, without Dask's sampling
+    profiler (what the cluster module's measurements chose)."""
+    from inspector.contrib.dask.cluster import BATCHES_PER_WORKER
+
+    def profiling() -> bool:
+        import dask
+
+        return bool(dask.config.get("distributed.worker.profile.enabled"))
+
+    assert set(dask_client.nthreads().values()) == {BATCHES_PER_WORKER}
+    assert set(dask_client.run(profiling).values()) == {False}
+
+
+def test_a_stuck_batch_does_not_hold_up_its_workers_next_one(dask_offload_thread: None) -> None:
+    """On a one-worker local cluster, a batch whose document gets no reply waits out its
+    timeout while the worker's other thread inspects the rest, on the same connection: every
+    other document comes back before the stuck one's timeout."""
+    from conftest import start_dask_cluster
+
+    ids = ["gen-1x1-stuck"] + [f"gen-1x1-n{n}" for n in range(20)]
+    with run_sample_server(Faults(silent_ids={"gen-1x1-stuck"})) as server, \
+            start_dask_cluster(workers=1) as client:
+        settings = InspectorSettings(server.url, token_env=DASK_TOKEN_ENV, retries=0,
+                                     request_timeout=5000 * MS)
+        order = [document_id for document_id, _ in inspect_across(
+            client, ids, settings, batch_size=1, max_batches_in_flight=4)]
+        assert server.stats.max_open_connections == 1
+    assert sorted(order) == sorted(ids)
+    assert order[-1] == "gen-1x1-stuck", order

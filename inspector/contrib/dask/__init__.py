@@ -37,6 +37,7 @@ __all__ = [
     "WriteTo",
     "inspect_across",
     "inspect_batch",
+    "local_cluster",
     "read_token",
     "scan",
 ]
@@ -52,6 +53,7 @@ _MODULES = {
     "WriteTo": "writing",
     "inspect_across": "submission",
     "inspect_batch": "plugin",
+    "local_cluster": "cluster",
     "read_token": "settings",
     "scan": "inventory",
 }

@@ -17,6 +17,7 @@ import sys
 from typing import TYPE_CHECKING, Any, Callable, Iterator, Optional, Sequence
 
 from inspector.cli import UsageError, connection_settings, server_url
+from inspector.contrib.dask.cluster import DEFAULT_BATCH_SIZE
 
 if TYPE_CHECKING:
     from inspector.inventory.inventory import Inventory
@@ -49,7 +50,7 @@ def add_cluster_arguments(parser: argparse.ArgumentParser) -> None:
     cluster.add_argument("--connection-cap", type=int, metavar="N",
                          help="at most N connections open to the server, cluster-wide "
                          "(default: one per worker)")
-    cluster.add_argument("--batch-size", type=int, default=200, metavar="N",
+    cluster.add_argument("--batch-size", type=int, default=DEFAULT_BATCH_SIZE, metavar="N",
                          help="documents per task (default: %(default)s)")
     cluster.add_argument("--workers-write", action="store_true",
                          help="the workers store the results themselves (PostgreSQL only), "
@@ -115,10 +116,9 @@ def cluster_scanner(args: argparse.Namespace) -> Iterator[ClusterScan]:
 @contextlib.contextmanager
 def _client(distributed: Any, args: argparse.Namespace) -> Iterator[Any]:
     if args.workers is not None:
-        # One thread per worker process: a worker's inspector already overlaps its requests.
-        with distributed.LocalCluster(n_workers=args.workers, threads_per_worker=1,
-                                      processes=True, dashboard_address=":0") as cluster, \
-                distributed.Client(cluster) as client:
+        from inspector.contrib.dask.cluster import local_cluster
+
+        with local_cluster(args.workers) as cluster, distributed.Client(cluster) as client:
             yield client
         return
     timeout = max(connection_settings(args)["timeout"] or 30.0, 1.0)

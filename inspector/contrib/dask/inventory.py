@@ -27,6 +27,7 @@ from typing import TYPE_CHECKING, Any, Callable, Dict, Iterator, List, Optional,
 from distributed import Client
 
 from inspector.client import DocumentInspector
+from inspector.contrib.dask.cluster import DEFAULT_BATCH_SIZE
 from inspector.contrib.dask.settings import InspectorSettings, read_token
 from inspector.contrib.dask.submission import inspect_across
 from inspector.contrib.dask.writing import (
@@ -75,7 +76,7 @@ def scan(
     stale_threshold: Optional[float] = None,
     on_result: Optional[Callable[[str, str, Optional[str]], None]] = None,
     on_start: Optional[Callable[[int], None]] = None,
-    batch_size: int = 200,
+    batch_size: int = DEFAULT_BATCH_SIZE,
     max_batches_in_flight: Optional[int] = None,
     workers_write: bool = False,
 ) -> RunRecord:

@@ -39,6 +39,7 @@ from typing import (
     Dict,
     Generator,
     Iterable,
+    Iterator,
     List,
     Mapping,
     Optional,
@@ -62,7 +63,7 @@ if TYPE_CHECKING:
     from distributed import Worker
 
 __all__ = ["BatchOutcome", "InspectorPlugin", "inspect_batch", "inspect_batch_pickled",
-           "unpickle_outcomes"]
+           "iter_outcomes", "unpickle_outcomes"]
 
 logger = logging.getLogger("inspector.contrib.dask")
 
@@ -297,11 +298,22 @@ def _pickled_one_by_one(outcomes: Iterable[BatchOutcome]) -> bytes:
                      for outcome in outcomes])
 
 
-def unpickle_outcomes(data: bytes) -> List[BatchOutcome]:
-    """The outcomes :func:`inspect_batch_pickled` returned (from a worker of the cluster the
-    caller submitted to: Dask trusts its workers with pickles both ways)."""
+def iter_outcomes(data: bytes) -> Iterator[BatchOutcome]:
+    """The outcomes :func:`inspect_batch_pickled` returned, loaded one document at a time
+    (from a worker of the cluster the caller submitted to: Dask trusts its workers with
+    pickles both ways).
+
+    One at a time, so that a caller that handles each and lets it go never holds a batch's
+    models at once: loaded whole, they lived through the client's collections, which in a
+    process that also runs the scheduler walk a large heap (measured: a third of the client's
+    time).
+    """
     stream = io.BytesIO(data)
-    outcomes: List[BatchOutcome] = []
     while stream.tell() < len(data):  # one pickle a document
-        outcomes.append(pickle.load(stream))
-    return outcomes
+        outcome: BatchOutcome = pickle.load(stream)
+        yield outcome
+
+
+def unpickle_outcomes(data: bytes) -> List[BatchOutcome]:
+    """Every outcome :func:`inspect_batch_pickled` returned, in a list."""
+    return list(iter_outcomes(data))

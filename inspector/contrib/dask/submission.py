@@ -16,11 +16,12 @@ from typing import Any, Callable, Dict, Generator, Iterable, List, Optional, Tup
 from distributed import Client, Future, as_completed
 from distributed.scheduler import KilledWorker
 
+from inspector.contrib.dask.cluster import DEFAULT_BATCH_SIZE
 from inspector.contrib.dask.plugin import (
     BatchOutcome,
     InspectorPlugin,
     inspect_batch_pickled,
-    unpickle_outcomes,
+    iter_outcomes,
 )
 from inspector.contrib.dask.settings import InspectorSettings
 from inspector.contrib.dask.writing import StoreUnavailable, WriteTo
@@ -113,7 +114,7 @@ def inspect_across(
     document_ids: Iterable[str],
     settings: InspectorSettings,
     *,
-    batch_size: int = 200,
+    batch_size: int = DEFAULT_BATCH_SIZE,
     max_batches_in_flight: Optional[int] = None,
     batch_attempts: int = 3,
     stored_fingerprint: Optional[Callable[[str], Optional[str]]] = None,
@@ -189,8 +190,9 @@ def inspect_across(
             pass
         for future in completed:
             batch, _ = in_flight.pop(str(future.key))
+            outcomes: Iterable[BatchOutcome]
             if future.status == "finished":
-                outcomes = unpickle_outcomes(future.result())
+                outcomes = iter_outcomes(future.result())  # loaded as they are yielded
             elif future.status == "cancelled":  # by the scheduler, not by us: try again
                 outcomes = plan.failed(batch, InspectorError("the batch was cancelled"))
             else:

@@ -263,7 +263,9 @@ def test_futures_in_flight_add_one_object_each_for_the_collector():
         added = len(gc.get_objects()) - before
     finally:
         gc.enable()
-    assert len(futures) <= added <= len(futures) + 20  # the list of them and a little noise
+    # One each, where two lists more would make it three; other threads of the test process
+    # (a Dask cluster's, say) may make or free a few objects meanwhile, hence the margin.
+    assert added < 1.5 * len(futures)
 
 
 def _wait_for(future: LightFuture, start: threading.Barrier, results: List[Any]) -> None:

@@ -11,8 +11,9 @@ worker against one process on 2 cores):
   is still one connection per worker process (what ``connection_cap`` counts).
 * **Batches of 1,000 documents.** Each task costs the scheduler, the client and the worker a
   few milliseconds whatever its size: at 200 documents that was two fifths of the client's
-  time (0.047 ms a document against 0.027 at 1,000) and a seventh of the worker's. At 1,000, a batch of small documents still finishes in a
-  fraction of a second, so progress and a lost worker's re-run stay fine-grained.
+  time (0.047 ms a document against 0.027 at 1,000) and a seventh of the worker's. At 1,000,
+  a batch of small documents still finishes in a fraction of a second, so progress and a lost
+  worker's re-run stay fine-grained.
 * **No sampling profiler on the workers.** Dask samples every worker thread's stack 100 times
   a second for its dashboard; nobody reads it on a cluster started for one scan, and it cost
   a worker 3.5% of its rate.

@@ -42,6 +42,7 @@ from typing import TYPE_CHECKING, Any, Callable, Deque, List, Mapping, Optional,
 import attrs
 
 from inspector.deadline import Deadline
+from inspector.deferral import after_batch
 from inspector.display import printable
 from inspector.exceptions import (
     ClientClosed,
@@ -428,9 +429,13 @@ class _ReplyQueue:
         self._arrived.append(call)
         if self._draining:
             return  # the drain re-checks the queue under the lock before it stops
+        # On the I/O thread, once the whole read is routed: its replies make one round.
+        after_batch(self._start_drain)
+
+    def _start_drain(self) -> None:
         with self._lock:
-            if self._draining:
-                return
+            if self._draining or not self._arrived:
+                return  # a drain is running, or one started since took them all
             self._draining = True
         try:
             self._executor.submit(self._drain)

@@ -24,6 +24,7 @@ from collections import deque
 from typing import Deque, List, Optional, Protocol, Tuple, Union
 
 from inspector import protocol
+from inspector.deferral import deferring
 from inspector.exceptions import ClientClosed, ConnectionLost, InspectorError, ProtocolError
 from inspector.handshake import shutdown_quietly
 from inspector.redaction import redact_url
@@ -332,6 +333,12 @@ class IOLoop:
         self, sock: Socket, out: bytearray
     ) -> Tuple[Optional[InspectorError], bool]:
         """Read what is ready, route it; return (why the server closed, whether a pong came)."""
+        with deferring():  # what routing the replies sets off runs once they all are
+            return self._read_routing(sock, out)
+
+    def _read_routing(
+        self, sock: Socket, out: bytearray
+    ) -> Tuple[Optional[InspectorError], bool]:
         budget = _READ_BUDGET
         pong_seen = False
         answered = 0

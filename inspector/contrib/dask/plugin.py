@@ -46,6 +46,7 @@ from typing import (
     Sequence,
     Tuple,
     Union,
+    cast,
 )
 
 from distributed import Semaphore, get_worker
@@ -215,9 +216,9 @@ class InspectorPlugin(WorkerPlugin):
             ClientClosed: the plugin was torn down during the batch.
             InspectorError: the token or the connection could not be had at all.
         """
-        outcomes: List[Outcome] = list(self.outcomes(document_ids, fingerprints, full=full))
+        outcomes = list(self.outcomes(document_ids, fingerprints, full=full))
         if write_to is None:
-            return list(outcomes)
+            return cast(List[BatchOutcome], outcomes)  # a list of the narrower kind
         return list(self._store.record(write_to, outcomes))
 
 
@@ -283,7 +284,7 @@ def inspect_batch_pickled(
     (measured: three times the collections of one process doing the same work), and were then
     pickled one by one on the worker's event loop. Pickled as each document is done, they die
     young, and the worker holds and sends one bytes object, which Dask also sizes right. Read
-    them back with :func:`unpickle_outcomes`.
+    them back with :func:`iter_outcomes` (one at a time) or :func:`unpickle_outcomes`.
     """
     plugin = _plugin(plugin_name)
     if write_to is not None:  # what was recorded, a few small objects a document
